@@ -1,0 +1,5 @@
+import sys
+
+from deepfill.cli import main
+
+sys.exit(main())

@@ -1,0 +1,47 @@
+"""Frozen configuration dataclasses shared by the model, training and inference."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal, TypeVar
+
+T = TypeVar("T")
+
+
+def config_from_dict(cls: type[T], values: dict[str, Any]) -> T:
+    """Build a config dataclass from a dict, rejecting keys it does not know."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
+    return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Generator architecture (DESIGN.md §1). The defaults are the paper's v1 model."""
+
+    cnum: int = 32
+    padding: Literal["reflect", "zeros"] = "reflect"
+    attention: Literal["contextual", "none"] = "contextual"
+    ca_ksize: int = 3
+    ca_stride: int = 1
+    ca_rate: int = 2
+    ca_fuse_k: int = 3
+    ca_softmax_scale: float = 10.0
+    ca_fuse: bool = True
+
+    def __post_init__(self) -> None:
+        if self.padding not in ("reflect", "zeros"):
+            raise ValueError(f"padding must be 'reflect' or 'zeros', got {self.padding!r}")
+        if self.attention not in ("contextual", "none"):
+            raise ValueError(f"attention must be 'contextual' or 'none', got {self.attention!r}")
+        if self.cnum < 1:
+            raise ValueError(f"cnum must be positive, got {self.cnum}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
+        return config_from_dict(cls, values)

@@ -1,0 +1,163 @@
+"""Random hole masks for training and evaluation: rectangles and free-form strokes.
+
+Every function takes a ``numpy.random.Generator`` (or a seed), never global state, so a mask
+is a pure function of its seed. Masks are float32 arrays of shape (H, W) with 1 = hole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+Box = tuple[int, int, int, int]  # top, left, height, width
+
+
+def random_box(rng: np.random.Generator, height: int, width: int, box: tuple[int, int]) -> Box:
+    """A box of size ``box`` (clipped to the image) at a uniformly random position."""
+    bh, bw = min(box[0], height), min(box[1], width)
+    top = int(rng.integers(0, height - bh + 1))
+    left = int(rng.integers(0, width - bw + 1))
+    return top, left, bh, bw
+
+
+def rectangle_mask(
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    max_box: tuple[int, int] = (128, 128),
+    max_delta: tuple[int, int] = (16, 16),
+    count: int = 1,
+) -> tuple[np.ndarray, list[Box]]:
+    """``count`` random boxes, each side shrunk by up to ``max_delta`` in total.
+
+    Mirrors ``random_bbox`` + ``bbox2mask`` of the released v1 code: the box itself (before
+    shrinking) is what the local critic sees. Returns the mask and the unshrunk boxes.
+    """
+    mask = np.zeros((height, width), np.float32)
+    boxes = []
+    for _ in range(count):
+        top, left, bh, bw = random_box(rng, height, width, max_box)
+        dh = int(rng.integers(0, max_delta[0] // 2 + 1))
+        dw = int(rng.integers(0, max_delta[1] // 2 + 1))
+        mask[top + dh : top + bh - dh, left + dw : left + bw - dw] = 1.0
+        boxes.append((top, left, bh, bw))
+    return mask, boxes
+
+
+def brush_stroke_mask(
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    strokes: tuple[int, int] = (1, 3),
+    vertices: tuple[int, int] = (4, 11),
+    brush_width: tuple[int, int] = (12, 40),
+    max_angle: float = 2 * math.pi / 5,
+) -> np.ndarray:
+    """Free-form brush strokes in the style of DeepFill v2 (scaled to the image size).
+
+    The default stroke lengths and widths are for 256 x 256 and scale with the image diagonal.
+    """
+    scale = math.hypot(height, width) / math.hypot(256, 256)
+    canvas = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(canvas)
+    mean_angle = 2 * math.pi / 5
+    for _ in range(int(rng.integers(strokes[0], strokes[1] + 1))):
+        n = int(rng.integers(vertices[0], vertices[1] + 1))
+        w = max(1, int(rng.integers(brush_width[0], brush_width[1] + 1) * scale))
+        x, y = float(rng.uniform(0, width)), float(rng.uniform(0, height))
+        points = [(x, y)]
+        for i in range(n):
+            angle = mean_angle - rng.uniform(0, max_angle)
+            if i % 2 == 0:
+                angle = 2 * math.pi - angle
+            length = rng.normal(loc=0.25 * 256, scale=0.125 * 256) * scale
+            length = float(np.clip(length, 0, 0.5 * 256 * scale))
+            x = float(np.clip(x + length * math.cos(angle), 0, width - 1))
+            y = float(np.clip(y + length * math.sin(angle), 0, height - 1))
+            points.append((x, y))
+        draw.line(points, fill=255, width=w)
+        for px, py in points:
+            draw.ellipse((px - w / 2, py - w / 2, px + w / 2, py + w / 2), fill=255)
+    mask = np.asarray(canvas, np.float32) / 255.0
+    if rng.random() > 0.5:
+        mask = mask[:, ::-1]
+    if rng.random() > 0.5:
+        mask = mask[::-1, :]
+    return np.ascontiguousarray(mask > 0.5, dtype=np.float32)
+
+
+def irregular_mask(
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    max_angle: int = 4,
+    max_len: int = 60,
+    max_width: int = 20,
+    times: tuple[int, int] = (1, 10),
+) -> np.ndarray:
+    """Random-walk line segments of random width (the "irregular" masks of LaMa's evaluation)."""
+    canvas = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(canvas)
+    for _ in range(int(rng.integers(times[0], times[1] + 1))):
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        for _ in range(1 + int(rng.integers(0, 5))):
+            angle = 0.01 + rng.integers(0, max_angle)
+            if rng.integers(0, 2):
+                angle = 2 * math.pi - angle
+            length = 10 + int(rng.integers(0, max_len))
+            w = 5 + int(rng.integers(0, max_width))
+            nx = int(np.clip(x + length * math.sin(angle), 0, width))
+            ny = int(np.clip(y + length * math.cos(angle), 0, height))
+            draw.line([(x, y), (nx, ny)], fill=255, width=w)
+            x, y = nx, ny
+    return (np.asarray(canvas) > 127).astype(np.float32)
+
+
+def hole_box(mask: np.ndarray, box: tuple[int, int]) -> Box:
+    """A ``box``-sized window (clipped to the image) centred on the hole's bounding box."""
+    height, width = mask.shape
+    bh, bw = min(box[0], height), min(box[1], width)
+    rows, cols = np.nonzero(mask > 0.5)
+    if rows.size == 0:
+        cy, cx = height // 2, width // 2
+    else:
+        cy, cx = (rows.min() + rows.max() + 1) // 2, (cols.min() + cols.max() + 1) // 2
+    top = int(np.clip(cy - bh // 2, 0, height - bh))
+    left = int(np.clip(cx - bw // 2, 0, width - bw))
+    return top, left, bh, bw
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskSampler:
+    """Training masks as a pure function of a seed.
+
+    ``kind`` picks rectangles, free-form strokes, or either with equal odds. ``sample`` returns
+    the mask and the local-critic box (half the image side, as 128 of 256 in the paper).
+    """
+
+    height: int = 256
+    width: int = 256
+    kind: Literal["rect", "free", "mixed"] = "mixed"
+    max_rectangles: int = 1
+    max_box_fraction: float = 0.5
+    max_delta: int = 16
+
+    def sample(self, seed: int | np.random.Generator) -> tuple[np.ndarray, Box]:
+        rng = np.random.default_rng(seed)
+        local = (self.height // 2, self.width // 2)
+        kind = self.kind
+        if kind == "mixed":
+            kind = "rect" if rng.random() < 0.5 else "free"
+        if kind == "rect":
+            max_box = (int(self.height * self.max_box_fraction), int(self.width * self.max_box_fraction))
+            count = int(rng.integers(1, self.max_rectangles + 1))
+            mask, boxes = rectangle_mask(rng, self.height, self.width, max_box, (self.max_delta,) * 2, count)
+            if count == 1 and max_box == local:
+                return mask, boxes[0]
+            return mask, hole_box(mask, local)
+        mask = brush_stroke_mask(rng, self.height, self.width)
+        return mask, hole_box(mask, local)
