@@ -1,0 +1,188 @@
+"""Contextual attention (Yu et al. 2018, §3.2; ``contextual_attention`` in the released v1 code).
+
+Every foreground position is matched against every 3x3 background patch by a normalized inner
+product; neighbouring scores are propagated (fuse); patches that touch the hole are excluded;
+a scaled softmax gives attention weights, and the output is pasted back from the raw
+full-resolution 4x4 background patches by a transposed convolution.
+
+Matching and paste-back are written as two batched GEMMs over unfolded patches, which is both
+the fast formulation and the one that handles a batch with a different mask per sample.
+
+Deliberate differences from the released TF code (both are documented quirks there):
+  * the valid-patch indicator is computed per sample, not from batch element 0 only;
+  * propagation sums over a true 2-D neighbourhood with zeros outside the map, instead of
+    over a flattened index that wraps around at row ends.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Upper bound on the elements of one chunk of the score matrix (fp32: 128 MiB). Larger inputs
+# are processed a band of foreground rows at a time, so 1024 x 1024 fits in bounded memory.
+MAX_CHUNK_ELEMENTS = 2**25
+
+
+def _propagate(scores: torch.Tensor, fuse_k: int) -> torch.Tensor:
+    """ŝ(y,x,y',x') = Σ_{i,j} s(y+i, x+j, y'+i, x'+j) over a fuse_k x fuse_k window.
+
+    ``scores`` is [B, Hf, Wf, Hb, Wb]; the sum is separable into a vertical and a horizontal
+    pass of co-shifted pairs (the released code's two identity-kernel convolutions).
+    """
+    radius = fuse_k // 2
+    for f_dim, b_dim in ((1, 3), (2, 4)):
+        out = scores.clone()
+        for d in range(1, radius + 1):
+            n_f, n_b = scores.shape[f_dim], scores.shape[b_dim]
+            if d >= n_f or d >= n_b:
+                break
+            ahead = scores.narrow(f_dim, d, n_f - d).narrow(b_dim, d, n_b - d)
+            behind = scores.narrow(f_dim, 0, n_f - d).narrow(b_dim, 0, n_b - d)
+            out.narrow(f_dim, 0, n_f - d).narrow(b_dim, 0, n_b - d).add_(ahead)
+            out.narrow(f_dim, d, n_f - d).narrow(b_dim, d, n_b - d).add_(behind)
+        scores = out
+    return scores
+
+
+def contextual_attention(
+    f: torch.Tensor,
+    b: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    ksize: int = 3,
+    rate: int = 2,
+    fuse_k: int = 3,
+    softmax_scale: float = 10.0,
+    fuse: bool = True,
+    return_flow: bool = False,
+    max_chunk_elements: int = MAX_CHUNK_ELEMENTS,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Fill ``f`` with patches of ``b``.
+
+    Args:
+        f: foreground features [B, C, H, W]; b: background features [B, C, H, W].
+        mask: [B, 1, H, W], 1 = hole, at the feature resolution; background patches that touch
+            the hole are never attended to. ``None`` means no hole.
+    Returns:
+        y: [B, C, H, W]. flow: [B, 2, H/rate, W/rate] integer (dy, dx) offset from each
+        downscaled foreground position to the background patch it attends to most, or None.
+    """
+    if f.dim() != 4 or b.shape != f.shape:
+        raise ValueError(f"f and b must be [B, C, H, W] of one shape, got {tuple(f.shape)} and {tuple(b.shape)}")
+    batch, channels, height, width = b.shape
+    if rate < 2 or rate % 2 or height % rate or width % rate:
+        raise ValueError(f"rate must be even and divide the feature size, got rate {rate} for {height}x{width}")
+    if mask is not None and mask.shape != (batch, 1, height, width):
+        raise ValueError(f"mask must be {(batch, 1, height, width)}, got {tuple(mask.shape)}")
+
+    # 1. Raw (2*rate)x(2*rate) background patches with stride rate: the paste-back filters.
+    kraw = 2 * rate
+    raw = F.unfold(F.pad(b, (rate // 2,) * 4), kraw, stride=rate)  # [B, C*kraw*kraw, Lb]
+
+    # 2. Downscale by nearest neighbour (TF legacy: takes every rate-th pixel).
+    fd, bd = f[..., ::rate, ::rate], b[..., ::rate, ::rate]
+    hd, wd = fd.shape[-2:]
+    locations = hd * wd
+    pad = ksize // 2
+
+    # 3. Valid background patches: the whole ksize x ksize mask patch is known.
+    if mask is None:
+        valid = b.new_ones(batch, locations, dtype=torch.float32)
+    else:
+        md = mask[..., ::rate, ::rate].float()
+        valid = (F.unfold(md, ksize, padding=pad).sum(1) == 0).float()  # [B, Lb]
+
+    # 4. Matching filters: background patches, each normalized to unit length.
+    w = F.unfold(bd, ksize, padding=pad)  # [B, C*k*k, Lb]
+    w = w / w.norm(dim=1, keepdim=True).clamp_min(1e-4)
+    fg = F.unfold(fd, ksize, padding=pad).transpose(1, 2)  # [B, Lf, C*k*k]
+
+    radius = fuse_k // 2 if fuse else 0
+    rows_per_chunk = max(1, max_chunk_elements // (batch * wd * locations) - 2 * radius)
+    cols = raw.new_empty(batch, raw.shape[1], locations)
+    flow_index = torch.empty(batch, locations, dtype=torch.long, device=f.device) if return_flow else None
+
+    for r0 in range(0, hd, rows_per_chunk):
+        r1 = min(hd, r0 + rows_per_chunk)
+        h0, h1 = max(0, r0 - radius), min(hd, r1 + radius)  # rows plus the fuse halo
+        scores = torch.bmm(fg[:, h0 * wd : h1 * wd], w).float()  # [B, rows*Wf, Lb]
+        if fuse:
+            scores = _propagate(scores.view(batch, h1 - h0, wd, hd, wd), fuse_k)
+            scores = scores[:, r0 - h0 : r1 - h0].reshape(batch, (r1 - r0) * wd, locations)
+        # 5-6. Exclude invalid patches, softmax over background patches, exclude again.
+        scores = scores * valid[:, None]
+        attention = torch.softmax(scores * softmax_scale, dim=-1) * valid[:, None]
+        if flow_index is not None:
+            flow_index[:, r0 * wd : r1 * wd] = attention.argmax(-1)
+        # 7. Paste back: each foreground position is a weighted sum of raw patches.
+        cols[:, :, r0 * wd : r1 * wd] = torch.bmm(raw, attention.transpose(1, 2).to(raw.dtype))
+
+    y = F.fold(cols, (height, width), kraw, stride=rate, padding=rate // 2) / 4.0
+
+    flow = None
+    if flow_index is not None:
+        ys = torch.arange(hd, device=f.device).view(1, hd, 1)
+        xs = torch.arange(wd, device=f.device).view(1, 1, wd)
+        index = flow_index.view(batch, hd, wd)
+        flow = torch.stack([index // wd - ys, index % wd - xs], dim=1)
+    return y, flow
+
+
+class ContextualAttention(nn.Module):
+    """Module wrapper around :func:`contextual_attention` (background = foreground)."""
+
+    def __init__(
+        self, ksize: int = 3, rate: int = 2, fuse_k: int = 3, softmax_scale: float = 10.0, fuse: bool = True
+    ) -> None:
+        super().__init__()
+        self.ksize, self.rate, self.fuse_k = ksize, rate, fuse_k
+        self.softmax_scale, self.fuse = softmax_scale, fuse
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, return_flow: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return contextual_attention(
+            x, x, mask,
+            ksize=self.ksize, rate=self.rate, fuse_k=self.fuse_k,
+            softmax_scale=self.softmax_scale, fuse=self.fuse, return_flow=return_flow,
+        )
+
+
+def _color_wheel() -> torch.Tensor:
+    """The Middlebury optical-flow colour wheel: 55 hues, red→yellow→green→cyan→blue→magenta."""
+    segments = [(15, (255, 0, 0), (255, 255, 0)), (6, (255, 255, 0), (0, 255, 0)),
+                (4, (0, 255, 0), (0, 255, 255)), (11, (0, 255, 255), (0, 0, 255)),
+                (13, (0, 0, 255), (255, 0, 255)), (6, (255, 0, 255), (255, 0, 0))]
+    colors = []
+    for n, start, end in segments:
+        t = torch.arange(n, dtype=torch.float32).unsqueeze(1) / n
+        colors.append(torch.tensor(start, dtype=torch.float32) * (1 - t) + torch.tensor(end, dtype=torch.float32) * t)
+    return torch.cat(colors) / 255.0  # [55, 3]
+
+
+def flow_to_image(flow: torch.Tensor) -> torch.Tensor:
+    """Colour-code a flow [B, 2, H, W] (dy, dx): hue = direction, saturation = length.
+
+    Zero offsets are white. Lengths are normalized by the largest in each image.
+    Returns float [B, 3, H, W] in [0, 1].
+    """
+    flow = flow.float()
+    dy, dx = flow[:, 0], flow[:, 1]
+    radius = torch.sqrt(dx**2 + dy**2)
+    max_radius = radius.flatten(1).amax(1).clamp_min(1e-6).view(-1, 1, 1)
+    radius = radius / max_radius
+    wheel = _color_wheel().to(flow.device)
+    n = wheel.shape[0]
+    angle = torch.atan2(-dy, -dx) / math.pi  # [-1, 1]
+    position = (angle + 1) / 2 * (n - 1)
+    k0 = position.floor().long().clamp(0, n - 1)
+    k1 = (k0 + 1) % n
+    frac = (position - k0.float()).unsqueeze(-1)
+    color = wheel[k0] * (1 - frac) + wheel[k1] * frac  # [B, H, W, 3]
+    saturation = radius.clamp(max=1).unsqueeze(-1)
+    color = 1 - saturation * (1 - color)
+    return color.permute(0, 3, 1, 2).contiguous()
