@@ -1,0 +1,153 @@
+"""``deepfill inpaint``: fill one image, or every image of a folder that has a mask."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from deepfill.errors import InputError
+
+log = logging.getLogger("deepfill")
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "inpaint",
+        help="fill the holes of an image (or a folder of images) given a mask",
+        description=(
+            "Fill the white pixels of MASK in IMAGE. Every pixel outside the hole is kept exactly. "
+            "Folder mode: IMAGE is a folder, --mask-dir holds masks named STEM.png or STEM_mask*.png, "
+            "--output is a folder (created; inputs are never overwritten)."
+        ),
+    )
+    p.add_argument("image", type=Path, help="image file, or a folder of images")
+    p.add_argument("--mask", type=Path, help="mask file: white (> 127) = hole")
+    p.add_argument("--mask-dir", type=Path, help="folder of masks (folder mode)")
+    p.add_argument("--output", "-o", type=Path, required=True, help="output file (format from its extension) or folder")
+    p.add_argument("--weights", type=Path, help="generator .safetensors (default: the bundled model)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="inference precision")
+    p.add_argument("--attention-map", type=Path, help="also write the colour-coded attention flow image here")
+    p.add_argument("--resize-mask", action="store_true", help="resize a mask whose size differs from the image")
+    p.add_argument("--mask-from-alpha", action="store_true", help="take the mask's transparent pixels as the hole")
+    p.add_argument("--max-pixels", type=int, default=100_000_000, help="refuse larger images (default: 100,000,000)")
+    p.add_argument("--max-size", type=int, default=1024,
+                   help="images up to this long side run whole; larger ones are filled region by region (default: 1024)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.set_defaults(func=run)
+
+
+def find_mask(image: Path, mask_dir: Path) -> Path | None:
+    """The mask of ``image`` in ``mask_dir``: ``STEM.png`` or the first ``STEM_mask*.png``."""
+    exact = mask_dir / f"{image.stem}.png"
+    if exact.is_file():
+        return exact
+    matches = sorted(mask_dir.glob(f"{image.stem}_mask*.png"))
+    return matches[0] if matches else None
+
+
+def _load_inpainter(args: argparse.Namespace):
+    from deepfill.inpainter import Inpainter
+
+    inpainter = Inpainter.from_pretrained(args.weights, device=args.device, dtype=args.dtype, max_size=args.max_size)
+    if not inpainter.is_trained:
+        log.warning("warning: the model in use is an UNTRAINED placeholder; its fills are not meaningful "
+                    "(pass --weights with trained weights)")
+    return inpainter
+
+
+def _inpaint_one(inpainter, image_path: Path, mask_path: Path, output: Path, args: argparse.Namespace,
+                 attention_map: Path | None) -> None:
+    from deepfill.processing import load_mask, load_picture, save_image
+
+    picture = load_picture(image_path, args.max_pixels)
+    hole = load_mask(mask_path, picture.size, args.resize_mask, args.mask_from_alpha, args.max_pixels)
+    if not hole.any():
+        log.warning("warning: %s has no hole pixels; writing the image unchanged", mask_path)
+        save_image(picture.to_image(), output)
+        return
+    filled, flow = inpainter.fill(picture.rgb(), hole, return_flow=attention_map is not None)
+    save_image(picture.with_fill(filled, hole).to_image(), output)
+    if attention_map is not None:
+        import numpy as np
+        from PIL import Image
+
+        save_image(Image.fromarray(np.rint(flow * 255).astype(np.uint8), "RGB"), attention_map)
+
+
+def _check_writable(path: Path, overwrite: bool, inputs: tuple[Path, ...]) -> None:
+    from PIL import Image
+
+    if path.suffix.lower() not in Image.registered_extensions():
+        raise InputError(f"cannot write {path}: unknown image extension {path.suffix or '(none)'}")
+    if any(path.resolve() == p.resolve() for p in inputs):
+        raise InputError(f"refusing to overwrite the input {path}")
+    if path.exists() and not overwrite:
+        raise InputError(f"{path} exists (pass --overwrite to replace it)")
+    if not path.parent.is_dir():
+        raise InputError(f"output folder does not exist: {path.parent}")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.image.is_dir():
+        return _run_folder(args)
+    if args.mask is None:
+        raise InputError("--mask is required for a single image (or pass a folder and --mask-dir)")
+    _check_writable(args.output, args.overwrite, (args.image, args.mask))
+    if args.attention_map is not None:
+        _check_writable(args.attention_map, args.overwrite, (args.image, args.mask, args.output))
+    # Validate the inputs before loading the model, so bad input fails fast and writes nothing.
+    from deepfill.processing import load_mask, load_picture
+
+    picture = load_picture(args.image, args.max_pixels)
+    load_mask(args.mask, picture.size, args.resize_mask, args.mask_from_alpha, args.max_pixels)
+    inpainter = _load_inpainter(args)
+    _inpaint_one(inpainter, args.image, args.mask, args.output, args, args.attention_map)
+    print(f"wrote {args.output}" + (f" and {args.attention_map}" if args.attention_map else ""))
+    return 0
+
+
+def _run_folder(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from deepfill.errors import DeepfillError
+
+    if args.mask_dir is None or not args.mask_dir.is_dir():
+        raise InputError("folder mode needs --mask-dir pointing to a folder of masks")
+    if args.attention_map is not None:
+        raise InputError("--attention-map takes a file; it is not available in folder mode")
+    images = sorted(p for p in args.image.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not images:
+        raise InputError(f"no images in {args.image}")
+    out_dir: Path = args.output
+    if out_dir.resolve() in (args.image.resolve(), args.mask_dir.resolve()):
+        raise InputError("--output must be a folder other than the inputs, which are never overwritten")
+    pairs, unmatched = [], []
+    for image in images:
+        mask = find_mask(image, args.mask_dir)
+        (pairs.append((image, mask)) if mask else unmatched.append(image.name))
+    if not pairs:
+        raise InputError(f"no image in {args.image} has a mask in {args.mask_dir}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    inpainter = _load_inpainter(args)
+    failed = skipped = 0
+    for image, mask in tqdm(pairs, desc="inpainting", unit="image"):
+        output = out_dir / image.name
+        if output.exists() and not args.overwrite:
+            skipped += 1
+            tqdm.write(f"skipped {image.name}: {output} exists (pass --overwrite)")
+            continue
+        try:
+            _inpaint_one(inpainter, image, mask, output, args, None)
+        except DeepfillError as exc:
+            failed += 1
+            tqdm.write(f"failed {image.name}: {exc}")
+    done = len(pairs) - failed - skipped
+    print(f"wrote {done} image(s) to {out_dir}" + (f", {skipped} skipped" if skipped else "")
+          + (f", {failed} failed" if failed else ""))
+    if unmatched:
+        print(f"{len(unmatched)} image(s) without a mask: {', '.join(unmatched)}")
+    return 1 if failed else 0

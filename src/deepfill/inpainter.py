@@ -1,0 +1,231 @@
+"""The Python API: ``Inpainter.from_pretrained().inpaint(image, mask)``.
+
+Strategy: images whose long side is at most ``max_size`` go through the network whole (padded
+to a multiple of 8, then cropped back). Larger images are handled region by region: each hole's
+bounding box plus a context margin is cut out, downscaled to ``max_size`` when larger, filled,
+scaled back, and only its hole pixels are pasted, so memory and time depend on the holes, not
+on the photo.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from scipy import ndimage
+
+from deepfill.errors import InputError
+from deepfill.model.contextual_attention import flow_to_image
+from deepfill.model.generator import Generator
+from deepfill.processing import (
+    Picture,
+    crop_back,
+    from_model_range,
+    mask_from_image,
+    pad_to_multiple,
+    picture_from_image,
+    to_model_range,
+)
+from deepfill.weights.io import load_generator
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+Box = tuple[int, int, int, int]  # top, left, bottom, right
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` picks CUDA when available, else CPU; asking for CUDA without one is an error."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise InputError(f"unknown device {device!r} (use auto, cpu or cuda)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda was requested but no CUDA GPU is available")
+    return device
+
+
+def hole_regions(hole: np.ndarray, margin_fraction: float = 0.5, min_margin: int = 64) -> list[Box]:
+    """Boxes around groups of hole pixels, each grown by a context margin and merged when they overlap."""
+    height, width = hole.shape
+    labels, _ = ndimage.label(hole)
+    boxes = []
+    for rows, cols in ndimage.find_objects(labels):
+        side = max(rows.stop - rows.start, cols.stop - cols.start)
+        m = max(min_margin, int(side * margin_fraction))
+        boxes.append((max(0, rows.start - m), max(0, cols.start - m), min(height, rows.stop + m), min(width, cols.stop + m)))
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    boxes[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return boxes
+
+
+class Inpainter:
+    """Fills holes in images with a DeepFill v1 generator.
+
+    Args:
+        generator: the network (its weights are moved to ``device``).
+        card: the model card of the weights, kept for reporting.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or a torch device.
+        dtype: ``"float32"``, or ``"bfloat16"``/``"float16"`` for autocast inference.
+        max_size: long side up to which an image is processed whole; larger crops are downscaled.
+    """
+
+    def __init__(
+        self,
+        generator: Generator,
+        card: dict[str, Any] | None = None,
+        device: str | torch.device = "auto",
+        dtype: str = "float32",
+        max_size: int = 1024,
+    ) -> None:
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        self.device = resolve_device(device)
+        self.dtype = DTYPES[dtype]
+        self.generator = generator.to(self.device).eval()
+        self.card = card or {}
+        self.max_size = max_size
+
+    @classmethod
+    def from_pretrained(cls, weights: str | Path | None = None, **kwargs: Any) -> "Inpainter":
+        """Load ``weights`` (a .safetensors file), or the weights bundled with the package."""
+        generator, card = load_generator(weights)
+        return cls(generator, card, **kwargs)
+
+    @property
+    def is_trained(self) -> bool:
+        """False for the placeholder weights shipped before a trained model exists."""
+        return bool(self.card.get("trained", True))
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def inpaint_tensor(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Fill a batch: images [B, 3, H, W] in [0, 1], masks [B, 1, H, W] with 1 = hole.
+
+        Returns the composited result in [0, 1] on the input's device.
+        """
+        return self._run(images, masks, return_flow=False)[0]
+
+    @torch.inference_mode()
+    def _run(
+        self, images: torch.Tensor, masks: torch.Tensor, return_flow: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`inpaint_tensor`, optionally with the colour-coded attention map [B, 3, H, W]."""
+        if images.dim() != 4 or images.shape[1] != 3 or masks.shape != (images.shape[0], 1, *images.shape[2:]):
+            raise ValueError(f"expected images [B, 3, H, W] and masks [B, 1, H, W], got {tuple(images.shape)} and {tuple(masks.shape)}")
+        source_device = images.device
+        x = images.to(self.device, torch.float32)
+        m = (masks.to(self.device, torch.float32) > 0.5).float()
+        g = self.generator
+        xp, mp, size = pad_to_multiple(to_model_range(x), m, g.pad_multiple, g.min_size)
+        with self._autocast():
+            _, refined, flow = g(xp, mp, return_flow=return_flow)
+        refined = crop_back(from_model_range(refined.float()), size)
+        result = (refined * m + x * (1 - m)).clamp(0, 1).to(source_device)
+        if not return_flow:
+            return result, None
+        flow_image = flow_to_image(flow)
+        flow_image = F.interpolate(flow_image, size=xp.shape[-2:], mode="nearest")
+        return result, crop_back(flow_image, size).to(source_device)
+
+    def _fill_region(self, rgb: np.ndarray, hole: np.ndarray, return_flow: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Run the network on one region (downscaled to ``max_size`` when larger)."""
+        height, width = hole.shape
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
+        m = torch.from_numpy(hole)[None, None].float()
+        scale = min(1.0, self.max_size / max(height, width))
+        if scale < 1.0:
+            small = (max(1, round(height * scale)), max(1, round(width * scale)))
+            x_small = F.interpolate(x, size=small, mode="bilinear", antialias=True, align_corners=False)
+            m_small = (F.interpolate(m, size=small, mode="area") > 0).float()  # keep thin holes
+            out, flow = self._run(x_small, m_small, return_flow)
+            out = F.interpolate(out, size=(height, width), mode="bilinear", align_corners=False)
+            if flow is not None:
+                flow = F.interpolate(flow, size=(height, width), mode="nearest")
+        else:
+            out, flow = self._run(x, m, return_flow)
+        to_numpy = lambda t: t[0].permute(1, 2, 0).clamp(0, 1).numpy()  # noqa: E731
+        return to_numpy(out), (to_numpy(flow) if flow is not None else None)
+
+    def fill(self, rgb: np.ndarray, hole: np.ndarray, return_flow: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """Fill float [H, W, 3] ``rgb`` in [0, 1] where bool [H, W] ``hole``; returns (rgb, flow image or None)."""
+        height, width = hole.shape
+        if max(height, width) <= self.max_size:
+            return self._fill_region(rgb, hole, return_flow)
+        filled = rgb.copy()
+        flow = np.ones_like(rgb) if return_flow else None
+        for top, left, bottom, right in hole_regions(hole):
+            region_hole = hole[top:bottom, left:right]
+            out, region_flow = self._fill_region(rgb[top:bottom, left:right], region_hole, return_flow)
+            filled[top:bottom, left:right][region_hole] = out[region_hole]
+            if flow is not None:
+                flow[top:bottom, left:right] = region_flow
+        return filled, flow
+
+    def _prepare(self, image: Image.Image | np.ndarray, mask: Image.Image | np.ndarray, resize_mask: bool,
+                 mask_from_alpha: bool) -> tuple[Picture, np.ndarray]:
+        if isinstance(image, np.ndarray):
+            image = Image.fromarray(image)
+        picture = picture_from_image(image)
+        if isinstance(mask, np.ndarray):
+            if mask.dtype == bool:
+                mask = mask.astype(np.uint8) * 255
+            mask = Image.fromarray(mask)
+        return picture, mask_from_image(mask, picture.size, resize_mask, mask_from_alpha)
+
+    def inpaint_with_attention(
+        self,
+        image: Image.Image | np.ndarray,
+        mask: Image.Image | np.ndarray,
+        resize_mask: bool = False,
+        mask_from_alpha: bool = False,
+    ) -> tuple[Image.Image, Image.Image]:
+        """Like :meth:`inpaint`, and also the colour-coded attention map (white = no hole)."""
+        picture, hole = self._prepare(image, mask, resize_mask, mask_from_alpha)
+        if not hole.any():
+            log.warning("the mask has no hole pixels; the image is returned unchanged")
+            blank = Image.new("RGB", picture.size, (255, 255, 255))
+            return picture.to_image(), blank
+        filled, flow = self.fill(picture.rgb(), hole, return_flow=True)
+        flow_image = Image.fromarray(np.rint(flow * 255).astype(np.uint8), "RGB")
+        return picture.with_fill(filled, hole).to_image(), flow_image
+
+    def inpaint(
+        self,
+        image: Image.Image | np.ndarray,
+        mask: Image.Image | np.ndarray,
+        resize_mask: bool = False,
+        mask_from_alpha: bool = False,
+    ) -> Image.Image:
+        """Fill the white (> 127) pixels of ``mask`` in ``image``; every other pixel is kept exactly.
+
+        Any Pillow mode works (grayscale, 16-bit, alpha kept); EXIF orientation is applied.
+        """
+        picture, hole = self._prepare(image, mask, resize_mask, mask_from_alpha)
+        if not hole.any():
+            log.warning("the mask has no hole pixels; the image is returned unchanged")
+            return picture.to_image()
+        filled, _ = self.fill(picture.rgb(), hole)
+        return picture.with_fill(filled, hole).to_image()
