@@ -42,7 +42,7 @@ def mean_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Fill the hole with the mean colour of the known pixels (grey if nothing is known)."""
     image, hole = _check(image, mask)
     known = image[~hole]
-    colour = known.mean(axis=0) if known.size else np.full(3, 0.5, np.float32)
+    colour = known.mean(axis=0, dtype=np.float64) if known.size else np.full(3, 0.5)
     out = image.copy()
     out[hole] = colour
     return out
