@@ -1,0 +1,484 @@
+"""Training: one readable loop for the generator and both WGAN-GP critics.
+
+Single process, or DDP under ``torchrun`` (NCCL on GPUs, gloo on CPU): every rank reads its own
+share of the data, rank 0 logs, validates and writes checkpoints. A batch is a pure function of
+(seed, step, rank), so a resumed run continues exactly where an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import os
+import signal
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from deepfill import losses
+from deepfill.config import ModelConfig, config_from_dict
+from deepfill.data import InpaintDataset, ValidationSet, list_images
+from deepfill.masks import MaskSampler
+from deepfill.model.contextual_attention import flow_to_image
+from deepfill.model.critics import global_critic, local_critic
+from deepfill.model.generator import Generator
+from deepfill.processing import from_model_range, to_model_range
+from deepfill.weights.io import save_generator
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Training settings; the defaults are the released v1 configuration (DESIGN.md §1)."""
+
+    model: ModelConfig = ModelConfig()
+    image_size: int = 256
+    batch_size: int = 16
+    steps: int = 1_000_000
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.5, 0.9)
+    critic_steps: int = 5
+    pretrain_coarse_steps: int = 0
+    gan_loss_alpha: float = 0.001
+    l1_loss_alpha: float = 1.2
+    ae_loss_alpha: float = 1.2
+    coarse_alpha: float = 1.2
+    gamma: float = 0.9
+    gp_lambda: float = 10.0
+    mask_kind: str = "rect"
+    max_rectangles: int = 1
+    rescale: tuple[float, float] = (1.0, 2.0)
+    amp: str = "auto"  # auto | none | bf16 | fp16
+    channels_last: bool = False
+    seed: int = 0
+    num_workers: int = 2
+    checkpoint_every: int = 500
+    log_every: int = 10
+    image_every: int = 500
+    val_every: int = 500
+    val_data: str | None = None
+    val_count: int = 16
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        values = dict(values)
+        if "model" in values:
+            values["model"] = ModelConfig.from_dict(values["model"])
+        for key in ("betas", "rescale"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return config_from_dict(cls, values)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> "TrainConfig":
+        """Read a .toml or .json file of overrides over the defaults."""
+        path = Path(path)
+        text = path.read_text()
+        values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        return cls.from_dict({**values, **overrides})
+
+
+# --- distributed helpers ------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed() -> tuple[Dist, torch.device]:
+    """Join the process group when launched by ``torchrun`` (``RANK`` set); else single process."""
+    if "RANK" not in os.environ:
+        return Dist(), torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    info = Dist(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(info.local_rank)
+        dist.init_process_group("nccl")
+        return info, torch.device("cuda", info.local_rank)
+    dist.init_process_group("gloo")
+    return info, torch.device("cpu")
+
+
+def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
+    return module.module if isinstance(module, DistributedDataParallel) else module
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    if amp == "none":
+        return None
+    if amp == "fp16":
+        return torch.float16
+    if amp == "bf16":
+        return torch.bfloat16
+    if amp != "auto":
+        raise ValueError(f"amp must be auto, none, bf16 or fp16, got {amp!r}")
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if torch.backends.cpu.get_cpu_capability() in ("AVX512", "AMX") else None
+
+
+# --- data ---------------------------------------------------------------------------------
+
+class StepBatches:
+    """Batches as a pure function of (seed, step, rank): images, masks and local-critic boxes."""
+
+    def __init__(self, dataset: InpaintDataset, config: TrainConfig, info: Dist) -> None:
+        self.dataset, self.config, self.info = dataset, config, info
+        self.sampler = MaskSampler(config.image_size, config.image_size, config.mask_kind, config.max_rectangles)
+
+    def positions(self, step: int) -> range:
+        b = self.config.batch_size
+        start = (step * self.info.world + self.info.rank) * b
+        return range(start, start + b)
+
+    def masks(self, step: int) -> tuple[torch.Tensor, list[tuple[int, int, int, int]]]:
+        pairs = [self.sampler.sample([self.config.seed, 1, p]) for p in self.positions(step)]
+        masks = torch.from_numpy(np.stack([m for m, _ in pairs]))[:, None]
+        return masks, [box for _, box in pairs]
+
+
+class _StepDataset(torch.utils.data.Dataset):
+    """Maps a global sample position to (image); used through a DataLoader for parallel decoding."""
+
+    def __init__(self, dataset: InpaintDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return 1 << 62
+
+    def __getitem__(self, position: int) -> torch.Tensor:
+        return self.dataset.sample(position)
+
+
+class _PositionSampler(torch.utils.data.Sampler):
+    def __init__(self, batches: StepBatches, start_step: int) -> None:
+        self.batches, self.start_step = batches, start_step
+
+    def __iter__(self):
+        step = self.start_step
+        while True:
+            yield from self.batches.positions(step)
+            step += 1
+
+
+# --- the trainer --------------------------------------------------------------------------
+
+def crop_boxes(x: torch.Tensor, boxes: list[tuple[int, int, int, int]]) -> torch.Tensor:
+    """The local-critic crops of a batch: one (top, left, height, width) box per sample."""
+    return torch.stack([x[i, :, t : t + h, l : l + w] for i, (t, l, h, w) in enumerate(boxes)])
+
+
+class Trainer:
+    """Owns the models, optimizers and step counter; :meth:`fit` runs the loop."""
+
+    def __init__(self, config: TrainConfig, data: str | Path, run_dir: str | Path, resume: bool = False,
+                 info: Dist | None = None, device: torch.device | None = None) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.info = info or Dist()
+        self.device = device or torch.device("cpu")
+        self.amp = autocast_dtype(config.amp, self.device)
+        self.stop_requested = False
+
+        torch.manual_seed(config.seed)
+        self.generator = Generator(config.model).to(self.device)
+        self.local_critic = local_critic(config.image_size // 2).to(self.device)
+        self.global_critic = global_critic(config.image_size).to(self.device)
+        if config.channels_last:
+            for m in (self.generator, self.local_critic, self.global_critic):
+                m.to(memory_format=torch.channels_last)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=config.betas)
+        self.opt_d = torch.optim.Adam(
+            [*self.local_critic.parameters(), *self.global_critic.parameters()], lr=config.lr, betas=config.betas
+        )
+        self.step = 0
+        self.images_seen = 0
+        self.train_seconds = 0.0
+        if resume:
+            self.load_checkpoint(self.run_dir / CHECKPOINT)
+        if self.info.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.generator = DistributedDataParallel(self.generator, device_ids=ids)
+            self.local_critic = DistributedDataParallel(self.local_critic, device_ids=ids)
+            self.global_critic = DistributedDataParallel(self.global_critic, device_ids=ids)
+
+        files = list_images(data)
+        if not files:
+            raise ValueError(f"no training images found in {data}")
+        self.dataset = InpaintDataset(files, crop_size=config.image_size, rescale=config.rescale, seed=config.seed)
+        self.batches = StepBatches(self.dataset, config, self.info)
+        self.validation = None
+        if config.val_data and self.info.is_main:
+            self.validation = ValidationSet(list_images(config.val_data)[: config.val_count], config.image_size)
+
+    # -- checkpoints --
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "generator": _unwrap(self.generator).state_dict(),
+            "local_critic": _unwrap(self.local_critic).state_dict(),
+            "global_critic": _unwrap(self.global_critic).state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "step": self.step,
+            "images_seen": self.images_seen,
+            "train_seconds": self.train_seconds,
+            "torch_rng": torch.get_rng_state(),
+            "config": self.config.to_dict(),
+        }
+
+    def save_checkpoint(self) -> Path:
+        """Write the checkpoint atomically (temp file + rename), then export the generator."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = self.run_dir / CHECKPOINT
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)
+        self.export(self.run_dir / "generator.safetensors")
+        return path
+
+    def load_checkpoint(self, path: Path) -> None:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        _unwrap(self.generator).load_state_dict(state["generator"])
+        _unwrap(self.local_critic).load_state_dict(state["local_critic"])
+        _unwrap(self.global_critic).load_state_dict(state["global_critic"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.step, self.images_seen = state["step"], state["images_seen"]
+        self.train_seconds = state.get("train_seconds", 0.0)
+        torch.set_rng_state(state["torch_rng"])
+
+    def export(self, path: Path) -> Path:
+        card = {
+            "name": "deepfill-v1",
+            "trained": True,
+            "steps": self.step,
+            "images_seen": self.images_seen,
+            "train_seconds": round(self.train_seconds),
+            "hardware": f"{self.info.world} x {self.device.type}",
+            "train_config": {k: v for k, v in self.config.to_dict().items() if k != "model"},
+        }
+        return save_generator(_unwrap(self.generator), path, card)
+
+    # -- one step --
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp)
+
+    def _batch(self, step: int, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list]:
+        masks, boxes = self.batches.masks(step)
+        x = to_model_range(images.to(self.device, non_blocking=True))
+        m = masks.to(self.device)
+        if self.config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, m, boxes
+
+    def _critic_loss(self, real: torch.Tensor, fake: torch.Tensor, mask: torch.Tensor, boxes: list,
+                     generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        """WGAN critic loss plus the hole-masked gradient penalty, for both critics."""
+        cfg = self.config
+        total = real.new_zeros(())
+        stats = {}
+        b = real.shape[0]
+        for name, critic, r, f, m in (
+            ("global", self.global_critic, real, fake, mask),
+            ("local", self.local_critic, crop_boxes(real, boxes), crop_boxes(fake, boxes), crop_boxes(mask, boxes)),
+        ):
+            t = torch.rand(b, 1, 1, 1, generator=generator).to(r.device)
+            interpolates = (r + t * (f - r)).detach().requires_grad_(True)
+            with self._autocast():
+                scores = critic(torch.cat([r, f, interpolates])).float()
+            real_s, fake_s, interp_s = scores.split(b)
+            loss = losses.wgan_critic_loss(real_s, fake_s)
+            gp = losses.gradient_penalty(interp_s, interpolates, m, cfg.gp_lambda)
+            total = total + loss + gp
+            stats[f"d_{name}"], stats[f"gp_{name}"] = loss.item(), gp.item()
+        return total, stats
+
+    def train_step(self, step: int, images: list[torch.Tensor]) -> dict[str, float]:
+        """One generator update (after ``critic_steps`` critic updates); ``images`` has one batch per pass."""
+        cfg = self.config
+        rng = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        x, m, boxes = self._batch(step, images[-1])
+        pretrain = step < cfg.pretrain_coarse_steps
+        stats: dict[str, float] = {}
+
+        # Extra critic updates on their own batches (the released code's 5 critic steps).
+        if not pretrain:
+            for extra in images[:-1]:
+                xe, me, boxes_e = self._batch(step, extra)
+                with torch.no_grad(), self._autocast():
+                    _, refined_e, _ = self.generator(xe, me)
+                fake_e = refined_e.float() * me + xe * (1 - me)
+                d_loss, _ = self._critic_loss(xe, fake_e, me, boxes_e, rng)
+                self.opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                self.opt_d.step()
+
+        with self._autocast():
+            if pretrain:
+                coarse = _unwrap(self.generator).coarse(x, m) if self.info.world == 1 else self.generator(x, m)[0]
+                refined = None
+            else:
+                coarse, refined, _ = self.generator(x, m)
+        coarse = coarse.float()
+        local = lambda t: crop_boxes(t, boxes)  # noqa: E731
+        l1 = cfg.coarse_alpha * losses.discounted_l1(local(coarse), local(x), cfg.gamma)
+        ae = cfg.coarse_alpha * losses.known_region_l1(coarse, x, m)
+        g_loss = x.new_zeros(())
+        if refined is not None:
+            refined = refined.float()
+            l1 = l1 + losses.discounted_l1(local(refined), local(x), cfg.gamma)
+            ae = ae + losses.known_region_l1(refined, x, m)
+            fake = refined * m + x * (1 - m)
+            # Critic update on this batch, then the generator's adversarial loss.
+            d_loss, d_stats = self._critic_loss(x, fake.detach(), m, boxes, rng)
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_d.step()
+            stats.update(d_stats)
+            with self._autocast():
+                g_global = self.global_critic(fake).float()
+                g_local = self.local_critic(local(fake)).float()
+            g_loss = losses.wgan_generator_loss(g_global) + losses.wgan_generator_loss(g_local)
+        total = cfg.l1_loss_alpha * l1 + cfg.ae_loss_alpha * ae + cfg.gan_loss_alpha * g_loss
+        self.opt_g.zero_grad(set_to_none=True)
+        total.backward()
+        # The generator loss also reached the critics' parameters; those gradients are unused.
+        self.opt_g.step()
+        stats.update(l1=l1.item(), ae=ae.item(), g_adv=g_loss.item(), g_total=total.item())
+        return stats
+
+    # -- validation and images --
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """ℓ1 (%) and PSNR (dB) of the composited output on the fixed validation set."""
+        images, masks = self.validation.images, self.validation.masks
+        generator = _unwrap(self.generator).eval()
+        l1s, psnrs = [], []
+        for i in range(0, len(images), 8):
+            x01, m = images[i : i + 8].to(self.device), masks[i : i + 8].to(self.device)
+            _, refined, _ = generator(to_model_range(x01), m)
+            out = from_model_range(refined.float()) * m + x01 * (1 - m)
+            l1s += (out - x01).abs().flatten(1).mean(1).tolist()
+            mse = (out - x01).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+            psnrs += (10 * torch.log10(1 / mse)).tolist()
+        generator.train()
+        return {"val_l1": 100 * float(np.mean(l1s)), "val_psnr": float(np.mean(psnrs))}
+
+    @torch.no_grad()
+    def sample_grid(self, images: torch.Tensor, step: int) -> torch.Tensor:
+        """Rows of (masked input, coarse, refined, attention map, ground truth) in [0, 1]."""
+        x, m, _ = self._batch(step, images[:4])
+        m = m[: x.shape[0]]
+        generator = _unwrap(self.generator).eval()
+        coarse, refined, flow = generator(x.float(), m, return_flow=True)
+        generator.train()
+        size = x.shape[-2:]
+        flow_img = torch.nn.functional.interpolate(flow_to_image(flow), size=size, mode="nearest") \
+            if flow is not None else torch.ones_like(x)
+        tiles = [from_model_range(x * (1 - m)) + m, from_model_range(coarse), from_model_range(refined * m + x * (1 - m)),
+                 flow_img, from_model_range(x)]
+        rows = torch.cat([torch.cat(list(t.float().clamp(0, 1)), dim=2) for t in tiles], dim=1)
+        return rows
+
+    # -- the loop --
+    def _request_stop(self, signum: int, _frame: Any) -> None:
+        log.info("signal %d: saving a checkpoint and stopping", signum)
+        self.stop_requested = True
+
+    def fit(self, steps: int | None = None) -> int:
+        """Train until ``steps`` (total, counting resumed steps) or a stop signal; returns the step."""
+        from tqdm import tqdm
+
+        cfg = self.config
+        end = steps if steps is not None else cfg.steps
+        passes = 1 if self.step < cfg.pretrain_coarse_steps else cfg.critic_steps
+        loader = torch.utils.data.DataLoader(
+            _StepDataset(self.dataset), batch_size=cfg.batch_size,
+            sampler=_PositionSampler(self.batches, self.step), num_workers=cfg.num_workers,
+            persistent_workers=False, pin_memory=self.device.type == "cuda",
+        )
+        writer = self._writer() if self.info.is_main else None
+        if threading_main():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self._request_stop)
+        batches = iter(loader)
+        bar = tqdm(total=end, initial=self.step, unit="step", disable=not self.info.is_main, dynamic_ncols=True)
+        self.generator.train()
+        last_log = time.perf_counter()
+        try:
+            while self.step < end and not self.stop_requested:
+                passes = 1 if self.step < cfg.pretrain_coarse_steps else max(1, cfg.critic_steps)
+                images = [next(batches) for _ in range(passes)]
+                started = time.perf_counter()
+                stats = self.train_step(self.step, images)
+                self.train_seconds += time.perf_counter() - started
+                self.step += 1
+                self.images_seen += cfg.batch_size * self.info.world * passes
+                bar.update(1)
+                if not self.info.is_main:
+                    continue
+                if not all(math.isfinite(v) for v in stats.values()):
+                    raise FloatingPointError(f"non-finite loss at step {self.step}: {stats}")
+                now = time.perf_counter()
+                rate = cfg.batch_size * self.info.world * passes / max(now - last_log, 1e-9)
+                last_log = now
+                bar.set_postfix(img_s=f"{rate:.1f}", l1=f"{stats['l1']:.3f}", ae=f"{stats['ae']:.3f}")
+                if self.step % cfg.log_every == 0:
+                    self._log(writer, {**stats, "images_per_s": rate})
+                if self.validation is not None and self.step % cfg.val_every == 0:
+                    self._log(writer, self.validate())
+                if writer is not None and self.step % cfg.image_every == 0:
+                    writer.add_image("samples", self.sample_grid(images[-1], self.step), self.step)
+                if self.step % cfg.checkpoint_every == 0:
+                    self.save_checkpoint()
+        finally:
+            bar.close()
+            if self.info.is_main and self.step > 0:
+                self.save_checkpoint()
+            if writer is not None:
+                writer.close()
+        return self.step
+
+    def _writer(self):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            log.info("tensorboard is not installed (pip install 'deepfill[train]'); logging to metrics.jsonl only")
+            return None
+        return SummaryWriter(str(self.run_dir / "tensorboard"))
+
+    def _log(self, writer, values: dict[str, float]) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.run_dir / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps({"step": self.step, "images_seen": self.images_seen, **values}) + "\n")
+        if writer is not None:
+            for key, value in values.items():
+                writer.add_scalar(key, value, self.step)
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

@@ -1,0 +1,124 @@
+"""Contextual attention against a deliberately slow reference with explicit loops."""
+
+import itertools
+
+import pytest
+import torch
+
+from deepfill.model.contextual_attention import contextual_attention, flow_to_image
+
+
+def _patch(t: torch.Tensor, y: int, x: int, k: int) -> torch.Tensor:
+    """The k x k patch of t [C, H, W] centred at (y, x), zero outside the map."""
+    c, h, w = t.shape
+    out = t.new_zeros(c, k, k)
+    r = k // 2
+    for i, j in itertools.product(range(k), range(k)):
+        yy, xx = y + i - r, x + j - r
+        if 0 <= yy < h and 0 <= xx < w:
+            out[:, i, j] = t[:, yy, xx]
+    return out
+
+
+def reference(f, b, mask, ksize=3, rate=2, fuse_k=3, scale=10.0, fuse=True):
+    batch, channels, height, width = f.shape
+    out = torch.zeros_like(f)
+    flows = []
+    for n in range(batch):
+        fd, bd = f[n, :, ::rate, ::rate], b[n, :, ::rate, ::rate]
+        md = mask[n, :, ::rate, ::rate] if mask is not None else torch.zeros(1, *fd.shape[1:], dtype=f.dtype)
+        hd, wd = fd.shape[1:]
+        positions = list(itertools.product(range(hd), range(wd)))
+        scores = torch.zeros(hd, wd, hd, wd, dtype=f.dtype)
+        for (y, x), (yb, xb) in itertools.product(positions, positions):
+            w = _patch(bd, yb, xb, ksize)
+            scores[y, x, yb, xb] = (_patch(fd, y, x, ksize) * w).sum() / max(w.norm().item(), 1e-4)
+        if fuse:
+            fused = torch.zeros_like(scores)
+            r = fuse_k // 2
+            for (y, x), (yb, xb) in itertools.product(positions, positions):
+                for i, j in itertools.product(range(-r, r + 1), range(-r, r + 1)):
+                    if 0 <= y + i < hd and 0 <= x + j < wd and 0 <= yb + i < hd and 0 <= xb + j < wd:
+                        fused[y, x, yb, xb] += scores[y + i, x + j, yb + i, xb + j]
+            scores = fused
+        valid = torch.zeros(hd, wd, dtype=f.dtype)
+        for yb, xb in positions:
+            valid[yb, xb] = float(_patch(md, yb, xb, ksize).sum() == 0)
+        flow = torch.zeros(2, hd, wd, dtype=torch.long)
+        for y, x in positions:
+            s = (scores[y, x] * valid).flatten()
+            attention = torch.softmax(s * scale, 0) * valid.flatten()
+            flow[:, y, x] = torch.tensor([attention.argmax() // wd - y, attention.argmax() % wd - x])
+            for idx, (yb, xb) in enumerate(positions):
+                # Raw (2*rate)^2 patch of b around (rate*yb, rate*xb), pasted around (rate*y, rate*x).
+                for i, j in itertools.product(range(2 * rate), range(2 * rate)):
+                    sy, sx = rate * yb + i - rate // 2, rate * xb + j - rate // 2
+                    ty, tx = rate * y + i - rate // 2, rate * x + j - rate // 2
+                    if 0 <= sy < height and 0 <= sx < width and 0 <= ty < height and 0 <= tx < width:
+                        out[n, :, ty, tx] += attention[idx] * b[n, :, sy, sx]
+        flows.append(flow)
+    return out / 4.0, torch.stack(flows)
+
+
+def _inputs(seed, batch=2, channels=3, size=(8, 10), dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    f = torch.randn(batch, channels, *size, generator=g, dtype=dtype)
+    b = torch.randn(batch, channels, *size, generator=g, dtype=dtype)
+    mask = torch.zeros(batch, 1, *size, dtype=dtype)
+    mask[0, :, 2:6, 2:5] = 1  # a different hole per sample
+    if batch > 1:
+        mask[1, :, 4:8, 6:10] = 1
+    return f, b, mask
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+@pytest.mark.parametrize("with_hole", [True, False])
+def test_matches_slow_reference(fuse, with_hole):
+    f, b, mask = _inputs(0)
+    mask = mask if with_hole else None
+    y, flow = contextual_attention(f, b, mask, fuse=fuse, return_flow=True)
+    y_ref, flow_ref = reference(f.double(), b.double(), mask.double() if mask is not None else None, fuse=fuse)
+    assert y.shape == f.shape
+    assert torch.allclose(y.double(), y_ref, atol=1e-5), (y.double() - y_ref).abs().max()
+    assert torch.equal(flow, flow_ref)
+
+
+def test_chunked_equals_unchunked():
+    f, b, mask = _inputs(1, size=(16, 12))
+    whole, flow_whole = contextual_attention(f, b, mask, return_flow=True)
+    chunked, flow_chunked = contextual_attention(f, b, mask, return_flow=True, max_chunk_elements=1)
+    assert torch.allclose(whole, chunked, atol=1e-6)
+    assert torch.equal(flow_whole, flow_chunked)
+
+
+def test_hole_patches_never_attended():
+    f, b, mask = _inputs(2, batch=1, size=(12, 12))
+    # Make the hole content huge: if any attention reached it, the output would explode.
+    b = b + mask * 1e4
+    y, _ = contextual_attention(f, b, mask)
+    assert y.abs().max() < 100
+
+
+def test_gradcheck_float64():
+    f, b, mask = _inputs(3, batch=1, channels=2, size=(6, 6), dtype=torch.float64)
+    f.requires_grad_(True)
+    b.requires_grad_(True)
+    fn = lambda f, b: contextual_attention(f, b, mask, softmax_scale=2.0)[0]  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (f, b), eps=1e-6, atol=1e-5)
+
+
+def test_rejects_bad_shapes():
+    f = torch.zeros(1, 3, 7, 8)
+    with pytest.raises(ValueError, match="rate"):
+        contextual_attention(f, f)
+    with pytest.raises(ValueError, match="mask"):
+        contextual_attention(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8), torch.zeros(1, 1, 4, 4))
+
+
+def test_flow_colours():
+    flow = torch.zeros(1, 2, 2, 2)
+    flow[0, :, 0, 1] = torch.tensor([0.0, 3.0])  # points right
+    image = flow_to_image(flow)
+    assert image.shape == (1, 3, 2, 2)
+    assert torch.allclose(image[0, :, 0, 0], torch.ones(3))  # zero offset is white
+    assert image[0, :, 0, 1].min() < 0.5  # a saturated colour

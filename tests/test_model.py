@@ -1,0 +1,67 @@
+"""The generator and critics: architecture facts, shapes, ranges, gradients, padding modes."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from deepfill.config import ModelConfig
+from deepfill.model.critics import global_critic, local_critic
+from deepfill.model.generator import Generator
+from deepfill.model.layers import GenConv
+
+
+def count(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_parameter_counts_match_the_released_model():
+    assert count(Generator()) == 3_601_542
+    assert count(local_critic()) == 4_339_329
+    assert count(global_critic()) == 2_733_441
+
+
+def _batch(size=72, batch=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch, 3, size, size, generator=g) * 2 - 1
+    mask = torch.zeros(batch, 1, size, size)
+    mask[0, :, 8:40, 16:48] = 1
+    mask[1, :, 30:60, 5:20] = 1
+    return x, mask
+
+
+@pytest.mark.parametrize("padding", ["reflect", "zeros"])
+@pytest.mark.parametrize("attention", ["contextual", "none"])
+def test_forward_shapes_range_and_gradients(padding, attention):
+    torch.manual_seed(0)
+    model = Generator(ModelConfig(cnum=8, padding=padding, attention=attention))
+    x, mask = _batch()
+    coarse, refined, flow = model(x, mask, return_flow=True)
+    assert coarse.shape == refined.shape == x.shape
+    assert refined.min() >= -1 and refined.max() <= 1
+    assert torch.isfinite(refined).all()
+    assert (flow is None) == (attention == "none")
+    (coarse.mean() + refined.mean()).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing
+
+
+def test_rejects_sizes_not_multiple_of_8():
+    model = Generator(ModelConfig(cnum=4))
+    with pytest.raises(ValueError, match="multiples of 8"):
+        model(torch.zeros(1, 3, 76, 80), torch.zeros(1, 1, 76, 80))
+
+
+def test_zero_padding_is_tf_same():
+    torch.manual_seed(0)
+    layer = GenConv(2, 3, 3, stride=2, padding="zeros", activation=None)
+    x = torch.randn(1, 2, 8, 8)
+    expected = F.conv2d(F.pad(x, (0, 1, 0, 1)), layer.conv.weight, layer.conv.bias, stride=2)
+    assert torch.allclose(layer(x), expected)
+    dilated = GenConv(2, 3, 3, dilation=4, padding="zeros", activation=None)
+    assert dilated(x).shape == x[:, :1].expand(1, 3, 8, 8).shape
+
+
+def test_critics_score_batches():
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    assert local_critic(64, cnum=4)(x).shape == (2, 1)
+    assert global_critic(64, cnum=4)(x).shape == (2, 1)
