@@ -1,0 +1,193 @@
+"""``deepfill inpaint`` end to end with the bundled model: sizes, masks, modes and bad input."""
+
+import logging
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import photo, rect_mask
+from deepfill.cli import main
+from deepfill.masks import brush_stroke_mask
+
+
+def _free_form(width, height, seed=0):
+    hole = brush_stroke_mask(np.random.default_rng(seed), height, width)
+    return Image.fromarray((hole * 255).astype(np.uint8), "L")
+
+
+@pytest.mark.parametrize("size", [(517, 389), (256, 256), (1024, 768)])
+@pytest.mark.parametrize("kind", ["rect", "free"])
+def test_known_pixels_are_bit_identical(tmp_path, size, kind):
+    width, height = size
+    image = photo(width, height)
+    mask = rect_mask(width, height, (height // 4, width // 3, height // 2, width // 2)) if kind == "rect" \
+        else _free_form(width, height)
+    image.save(tmp_path / "in.png")
+    mask.save(tmp_path / "mask.png")
+    assert main(["inpaint", str(tmp_path / "in.png"), "--mask", str(tmp_path / "mask.png"),
+                 "--output", str(tmp_path / "out.png"), "--device", "cpu"]) == 0
+    out = np.asarray(Image.open(tmp_path / "out.png"))
+    src = np.asarray(image)
+    hole = np.asarray(mask) > 127
+    assert out.shape == src.shape
+    assert np.array_equal(out[~hole], src[~hole])
+    assert (out[hole] != src[hole]).any(axis=-1).mean() > 0.5
+
+
+def test_attention_map_and_several_holes(tmp_path):
+    image = photo(200, 150)
+    mask = np.zeros((150, 200), np.uint8)
+    mask[10:40, 10:50] = 255
+    mask[100:140, 150:190] = 255
+    image.save(tmp_path / "in.jpg", quality=95)
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    assert main(["inpaint", str(tmp_path / "in.jpg"), "--mask", str(tmp_path / "m.png"), "-o",
+                 str(tmp_path / "out.png"), "--attention-map", str(tmp_path / "flow.png")]) == 0
+    flow = Image.open(tmp_path / "flow.png")
+    assert flow.size == (200, 150) and flow.mode == "RGB"
+
+
+def test_modes_alpha_grayscale_16bit_and_exif(tmp_path, inpainter):
+    hole = np.zeros((96, 128), bool)
+    hole[30:60, 40:90] = True
+    rgba = photo(128, 96).convert("RGBA")
+    alpha = np.full((96, 128), 200, np.uint8)
+    alpha[:10] = 0
+    rgba.putalpha(Image.fromarray(alpha))
+    out = inpainter.inpaint(rgba, hole)
+    assert out.mode == "RGBA" and np.array_equal(np.asarray(out)[:, :, 3], alpha)
+
+    gray = photo(128, 96).convert("L")
+    out = inpainter.inpaint(gray, hole)
+    assert out.mode == "L" and np.array_equal(np.asarray(out)[~hole], np.asarray(gray)[~hole])
+
+    deep = Image.fromarray((np.asarray(gray).astype(np.uint16) * 257 + 3))
+    path = tmp_path / "deep.png"
+    deep.save(path)
+    from deepfill.processing import load_picture
+
+    picture = load_picture(path)
+    assert picture.peak == 65535
+    filled = picture.with_fill(inpainter.fill(picture.rgb(), hole)[0], hole)
+    filled.to_image().save(tmp_path / "deep_out.png")
+    back = np.asarray(Image.open(tmp_path / "deep_out.png"))
+    assert back.dtype.itemsize >= 2 and np.array_equal(back[~hole], np.asarray(deep)[~hole])
+
+    # EXIF orientation 6 (rotate 90° clockwise to display): the output is upright and 96 wide.
+    rotated = photo(128, 96)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rotated.save(tmp_path / "exif.jpg", exif=exif, quality=95)
+    upright_hole = np.zeros((128, 96), np.uint8)
+    upright_hole[40:80, 20:60] = 255
+    Image.fromarray(upright_hole).save(tmp_path / "exif_mask.png")
+    assert main(["inpaint", str(tmp_path / "exif.jpg"), "--mask", str(tmp_path / "exif_mask.png"),
+                 "-o", str(tmp_path / "exif_out.png")]) == 0
+    assert Image.open(tmp_path / "exif_out.png").size == (96, 128)
+
+
+def test_empty_mask_returns_image_unchanged(tmp_path, caplog):
+    photo(64, 48).save(tmp_path / "in.png")
+    Image.new("L", (64, 48), 0).save(tmp_path / "m.png")
+    with caplog.at_level(logging.WARNING):
+        assert main(["inpaint", str(tmp_path / "in.png"), "--mask", str(tmp_path / "m.png"), "-o", str(tmp_path / "o.png")]) == 0
+    assert "no hole" in caplog.text
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "o.png")), np.asarray(Image.open(tmp_path / "in.png")))
+
+
+def test_large_photo_uses_crops(tmp_path, inpainter):
+    image = photo(2600, 1800)
+    hole = np.zeros((1800, 2600), bool)
+    hole[600:800, 1000:1250] = True
+    hole[1500:1560, 100:200] = True
+    out = np.asarray(inpainter.inpaint(image, hole))
+    src = np.asarray(image)
+    assert np.array_equal(out[~hole], src[~hole])
+    assert (out[hole] != src[hole]).any(axis=-1).mean() > 0.5
+
+
+def test_folder_mode(tmp_path, capsys):
+    images, masks, out = tmp_path / "images", tmp_path / "masks", tmp_path / "out"
+    images.mkdir()
+    masks.mkdir()
+    for name in ("a", "b", "c"):
+        photo(80, 72, seed=len(name)).save(images / f"{name}.png")
+    rect_mask(80, 72, (10, 10, 40, 40)).save(masks / "a.png")
+    rect_mask(80, 72, (20, 30, 50, 70)).save(masks / "b_mask001.png")
+    before = {p: p.read_bytes() for p in images.iterdir()}
+    assert main(["inpaint", str(images), "--mask-dir", str(masks), "--output", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    assert "without a mask: c.png" in capsys.readouterr().out
+    assert before == {p: p.read_bytes() for p in images.iterdir()}
+    assert main(["inpaint", str(images), "--mask-dir", str(masks), "--output", str(images)]) == 2
+
+
+# --- bad input: one-line error, non-zero exit, nothing written ---------------------------
+
+def _run_bad(tmp_path, capsys, args):
+    out = tmp_path / "out.png"
+    code = main(["inpaint", *args, "--output", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code != 0
+    assert err.startswith("deepfill: error:") and "\n" not in err, err
+    assert not out.exists()
+    return err
+
+
+@pytest.fixture
+def files(tmp_path):
+    photo(64, 48).save(tmp_path / "img.png")
+    rect_mask(64, 48, (5, 5, 20, 20)).save(tmp_path / "mask.png")
+    rect_mask(60, 48, (5, 5, 20, 20)).save(tmp_path / "small_mask.png")
+    (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
+    (tmp_path / "text.png").write_text("not an image")
+    full = tmp_path / "truncated.jpg"
+    photo(64, 48).save(full, quality=90)
+    full.write_bytes(full.read_bytes()[:300])
+    return tmp_path
+
+
+@pytest.mark.parametrize("image,mask,needle", [
+    ("missing.png", "mask.png", "not found"),
+    ("text.png", "mask.png", "not an image"),
+    ("corrupt.png", "mask.png", "img"),
+    ("truncated.jpg", "mask.png", "corrupt"),
+    ("img.png", "missing.png", "mask not found"),
+    ("img.png", "text.png", "not an image"),
+    ("img.png", "small_mask.png", "60x48 differs from image size 64x48"),
+])
+def test_bad_images_and_masks(files, capsys, image, mask, needle):
+    err = _run_bad(files, capsys, [str(files / image), "--mask", str(files / mask)])
+    if needle != "img":
+        assert needle in err
+
+
+def test_resize_mask_accepts_other_sizes(files):
+    assert main(["inpaint", str(files / "img.png"), "--mask", str(files / "small_mask.png"), "--resize-mask",
+                 "-o", str(files / "ok.png")]) == 0
+
+
+def test_pixel_limit(files, capsys):
+    err = _run_bad(files, capsys, [str(files / "img.png"), "--mask", str(files / "mask.png"), "--max-pixels", "1000"])
+    assert "above the limit of 1,000" in err
+
+
+def test_bad_weights(files, capsys):
+    (files / "junk.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}      ")
+    from safetensors.torch import save_file
+    import torch
+
+    save_file({"conv1.conv.weight": torch.zeros(2, 2)}, str(files / "other.safetensors"))
+    base = [str(files / "img.png"), "--mask", str(files / "mask.png"), "--weights"]
+    assert "weights file not found" in _run_bad(files, capsys, [*base, str(files / "none.safetensors")])
+    assert "not a valid .safetensors" in _run_bad(files, capsys, [*base, str(files / "junk.safetensors")])
+    assert "not a DeepFill v1 generator" in _run_bad(files, capsys, [*base, str(files / "other.safetensors")])
+
+
+def test_output_is_never_overwritten_without_asking(files, capsys):
+    out = files / "exists.png"
+    out.write_bytes(b"keep")
+    code = main(["inpaint", str(files / "img.png"), "--mask", str(files / "mask.png"), "-o", str(out)])
+    assert code != 0 and "exists" in capsys.readouterr().err
+    assert out.read_bytes() == b"keep"
