@@ -50,6 +50,7 @@ class TrainConfig:
     lr: float = 1e-4
     betas: tuple[float, float] = (0.5, 0.9)
     critic_steps: int = 5
+    critic_cnum: int = 64
     pretrain_coarse_steps: int = 0
     gan_loss_alpha: float = 0.001
     l1_loss_alpha: float = 1.2
@@ -202,8 +203,8 @@ class Trainer:
 
         torch.manual_seed(config.seed)
         self.generator = Generator(config.model).to(self.device)
-        self.local_critic = local_critic(config.image_size // 2).to(self.device)
-        self.global_critic = global_critic(config.image_size).to(self.device)
+        self.local_critic = local_critic(config.image_size // 2, config.critic_cnum).to(self.device)
+        self.global_critic = global_critic(config.image_size, config.critic_cnum).to(self.device)
         if config.channels_last:
             for m in (self.generator, self.local_critic, self.global_critic):
                 m.to(memory_format=torch.channels_last)
@@ -218,7 +219,10 @@ class Trainer:
             self.load_checkpoint(self.run_dir / CHECKPOINT)
         if self.info.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.generator = DistributedDataParallel(self.generator, device_ids=ids)
+            # Coarse pretraining leaves the refinement network without gradients.
+            self.generator = DistributedDataParallel(
+                self.generator, device_ids=ids, find_unused_parameters=config.pretrain_coarse_steps > 0
+            )
             self.local_critic = DistributedDataParallel(self.local_critic, device_ids=ids)
             self.global_critic = DistributedDataParallel(self.global_critic, device_ids=ids)
 
@@ -413,7 +417,6 @@ class Trainer:
 
         cfg = self.config
         end = steps if steps is not None else cfg.steps
-        passes = 1 if self.step < cfg.pretrain_coarse_steps else cfg.critic_steps
         loader = torch.utils.data.DataLoader(
             _StepDataset(self.dataset), batch_size=cfg.batch_size,
             sampler=_PositionSampler(self.batches, self.step), num_workers=cfg.num_workers,
