@@ -1,0 +1,75 @@
+"""``deepfill serve``: the web page and the REST API on one port (FastAPI + uvicorn)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+from pathlib import Path
+
+from deepfill.errors import DeepfillError
+
+log = logging.getLogger("deepfill")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="run the web app (paint a mask, get the fill) and the REST API",
+        description=(
+            "Serve the inpainting page at http://HOST:PORT/ and the API under /api/v1 "
+            "(POST /api/v1/inpaint, GET /api/v1/health, GET /api/v1/model; OpenAPI at /openapi.json and /docs). "
+            "The model is loaded once; requests beyond the queue get 503 with Retry-After."
+        ),
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    p.add_argument("--weights", type=Path, help="generator .safetensors (default: the bundled model)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                   help="inference precision")
+    p.add_argument("--max-size", type=int, default=1024,
+                   help="images up to this long side run whole; larger ones are filled region by region (default: 1024)")
+    p.add_argument("--max-upload-mb", type=float, default=20.0,
+                   help="largest request body (image + mask) in MiB; larger gets 413 (default: 20)")
+    p.add_argument("--max-pixels", type=int, default=100_000_000,
+                   help="largest image or mask in pixels; larger gets 413 (default: 100,000,000)")
+    p.add_argument("--queue-size", type=int, default=4,
+                   help="requests that may wait behind the running one; more get 503 (default: 4)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from deepfill.server import create_app
+    except ModuleNotFoundError as exc:
+        raise DeepfillError(f"deepfill serve needs the 'serve' extra ({exc.name} is missing): "
+                            "pip install 'deepfill[serve]'") from None
+    from deepfill.inpainter import Inpainter
+
+    if args.queue_size < 0 or args.max_upload_mb <= 0 or args.max_pixels <= 0:
+        raise DeepfillError("--queue-size must be >= 0, --max-upload-mb and --max-pixels > 0")
+    inpainter = Inpainter.from_pretrained(args.weights, device=args.device, dtype=args.dtype, max_size=args.max_size)
+    if not inpainter.is_trained:
+        log.warning("warning: the model in use is an UNTRAINED placeholder; its fills are not meaningful "
+                    "(pass --weights with trained weights)")
+    app = create_app(inpainter, max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
+                     queue_size=args.queue_size)
+    if not _is_loopback(args.host):
+        log.warning("warning: listening on %s makes the server reachable from other machines; "
+                    "it has no authentication", args.host)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"deepfill: serving on http://{host}:{args.port}/ (model on {inpainter.device}; Ctrl+C to stop)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=True)
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,415 @@
+"""FastAPI app: one static page and ``/api/v1`` (inpaint, health, model card).
+
+A request goes: body read into memory under the size limit → a place in the inference queue
+(or 503) → decode and validate on a thread → fill and encode on the single inference thread.
+Uploads never reach the disk except inside a per-request temporary directory that is removed
+as soon as the image is decoded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import io
+import logging
+import math
+import tempfile
+import threading
+import time
+import warnings
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from PIL import Image, UnidentifiedImageError
+from python_multipart import create_form_parser
+from python_multipart.exceptions import FormParserError
+from starlette.concurrency import run_in_threadpool
+
+from deepfill.errors import InputError
+from deepfill.inpainter import Inpainter
+from deepfill.processing import (
+    DEFAULT_MAX_PIXELS,
+    Picture,
+    mask_from_image,
+    open_image,
+    picture_from_image,
+    save_image,
+)
+from deepfill.server.schemas import ErrorBody, Health, Limits, ModelCard, QueueState
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+DEFAULT_MAX_UPLOAD_MB = 20.0
+DEFAULT_QUEUE_SIZE = 4
+MIB = 1024 * 1024
+# Output file extension per input format; a format Pillow cannot write comes back as PNG.
+FORMAT_EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp",
+                     "GIF": ".gif"}
+TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "bad form, corrupt image, or mask size differs from the image"},
+    413: {"model": ErrorBody, "description": "request body or pixel count above the server's limits"},
+    415: {"model": ErrorBody, "description": "not multipart/form-data, or an upload that is not an image"},
+    422: {"model": ErrorBody, "description": "a query parameter that is not a boolean"},
+    503: {"model": ErrorBody, "description": "inference queue full; retry after the Retry-After header's seconds"},
+}
+
+
+class ApiError(Exception):
+    """An error answered as ``{"error": code, "message": ...}`` with an HTTP status."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+class QueueFullError(Exception):
+    """The inference queue has no room; ``retry_after`` is a guess in whole seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"the inference queue is full; retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+class InferenceQueue:
+    """A bounded queue in front of one inference thread: one job runs, at most ``size`` wait.
+
+    A request :meth:`reserve`\\ s its place before decoding, so memory is bounded too; the place
+    is freed by :meth:`release` or, once handed to :meth:`submit`, when the job ends.
+    """
+
+    def __init__(self, size: int) -> None:
+        if size < 0:
+            raise ValueError(f"queue size must be >= 0, got {size}")
+        self.capacity = size + 1
+        self._pending = 0
+        self._mean_seconds = 2.0  # moving average of a job's run time, for Retry-After
+        self._lock = threading.Lock()
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepfill-inference")
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def retry_after(self) -> int:
+        """Seconds until the running job should end and free a place."""
+        return max(1, min(120, math.ceil(self._mean_seconds)))
+
+    def reserve(self) -> None:
+        """Take a place or raise :class:`QueueFullError`; never blocks."""
+        with self._lock:
+            if self._pending >= self.capacity:
+                raise QueueFullError(self.retry_after())
+            self._pending += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._pending -= 1
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
+        """Run ``fn(*args)`` on the inference thread; the caller's place is released when it ends."""
+
+        def timed() -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                self._mean_seconds = 0.8 * self._mean_seconds + 0.2 * (time.perf_counter() - start)
+
+        future = self._executor.submit(timed)
+        future.add_done_callback(lambda _: self.release())
+        return future
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclasses.dataclass
+class _Upload:
+    image: bytes
+    mask: bytes
+    resize_mask: bool
+    attention: bool
+
+
+@dataclasses.dataclass
+class _Job:
+    picture: Picture
+    hole: np.ndarray  # bool [H, W], True = hole
+    format: str  # the input's Pillow format name
+    attention: bool
+
+
+async def _read_form(request: Request, max_bytes: int) -> dict[str, bytes]:
+    """Parse a multipart body in memory, refusing it (413) as soon as it passes ``max_bytes``."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise ApiError(415, "not_multipart", "send multipart/form-data with the fields 'image' and 'mask'")
+    too_large = ApiError(413, "upload_too_large",
+                         f"the upload is larger than this server's limit of {max_bytes / MIB:g} MiB "
+                         "(deepfill serve --max-upload-mb)")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large
+    parts: dict[str, bytes] = {}
+
+    def on_field(field: Any) -> None:
+        parts[(field.field_name or b"").decode("latin-1")] = field.value or b""
+
+    def on_file(file: Any) -> None:
+        file.file_object.seek(0)
+        parts[(file.field_name or b"").decode("latin-1")] = file.file_object.read()
+
+    try:
+        # Files stay in memory: the in-memory limit is above the body limit.
+        parser = create_form_parser({"Content-Type": content_type.encode("latin-1")}, on_field, on_file,
+                                    config={"MAX_MEMORY_FILE_SIZE": max_bytes + 1})
+        received = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > max_bytes:
+                raise too_large
+            parser.write(chunk)
+        parser.finalize()
+    except FormParserError as exc:
+        raise ApiError(400, "bad_form", f"malformed multipart body: {exc}") from None
+    return parts
+
+
+def _flag(value: bytes | str | None, name: str, default: bool) -> bool:
+    if value is None:
+        return default
+    word = (value.decode("latin-1") if isinstance(value, bytes) else value).strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ApiError(400, "bad_form", f"field {name!r} must be true or false, got {word[:20]!r}")
+
+
+def _upload_from_form(parts: dict[str, bytes], attention: bool, resize_mask: bool) -> _Upload:
+    missing = [name for name in ("image", "mask") if not parts.get(name)]
+    if missing:
+        raise ApiError(400, "missing_field", f"the form lacks {' and '.join(repr(m) for m in missing)} "
+                       "(multipart fields 'image' and 'mask', white mask pixels = hole)")
+    return _Upload(parts["image"], parts["mask"], _flag(parts.get("resize_mask"), "resize_mask", resize_mask),
+                   _flag(parts.get("attention"), "attention", attention))
+
+
+def _check_pixels(data: bytes, max_pixels: int, what: str) -> None:
+    """Refuse (413) an image whose header announces more than ``max_pixels``, before decoding it."""
+    too_many = f"the {what} has {{}} pixels, above this server's limit of {max_pixels:,} (deepfill serve --max-pixels)"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as probe:
+                width, height = probe.size
+    except Image.DecompressionBombError:
+        bomb_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        if bomb_limit and max_pixels <= bomb_limit:
+            raise ApiError(413, "too_many_pixels", too_many.format(f"more than {bomb_limit:,}")) from None
+        return  # a limit above Pillow's own: open_image checks it
+    except Exception:  # noqa: BLE001 - not readable: open_image gives the precise error
+        return
+    if width * height > max_pixels:
+        raise ApiError(413, "too_many_pixels", too_many.format(f"{width}x{height} = {width * height:,}"))
+
+
+def _open_upload(data: bytes, folder: Path, max_pixels: int, what: str) -> Image.Image:
+    """Decode an uploaded image through :func:`open_image`, mapping its errors to HTTP statuses."""
+    _check_pixels(data, max_pixels, what)
+    path = folder / what
+    path.write_bytes(data)
+    try:
+        return open_image(path, max_pixels, what)
+    except InputError as exc:
+        if isinstance(exc.__cause__, UnidentifiedImageError):
+            raise ApiError(415, "not_an_image",
+                           f"the {what} is not an image Pillow can read (PNG, JPEG, WebP, TIFF, BMP, ...)") from None
+        reason = exc.__cause__ or exc
+        raise ApiError(400, "corrupt_image", f"the {what} is corrupt or truncated: {reason}") from None
+
+
+def _encode(image: Image.Image, format_name: str) -> tuple[bytes, str, str]:
+    """Encode in ``format_name``, or PNG when Pillow cannot write that format or this mode in it.
+
+    Returns (bytes, media type, extension).
+    """
+    ext = FORMAT_EXTENSIONS.get(format_name, ".png")
+    if format_name not in FORMAT_EXTENSIONS and format_name in Image.SAVE:
+        ext = next((e for e, f in Image.registered_extensions().items() if f == format_name), ".png")
+    with tempfile.TemporaryDirectory(prefix="deepfill-serve-") as folder:
+        path = Path(folder) / f"result{ext}"
+        try:
+            save_image(image, path)
+        except (OSError, ValueError, KeyError) as exc:  # e.g. RGBA into PPM
+            log.info("cannot write %s as %s (%s); answering PNG", image.mode, format_name, exc)
+            ext, path = ".png", Path(folder) / "result.png"
+            save_image(image, path)
+        data = path.read_bytes()
+    written = Image.registered_extensions()[ext]
+    return data, Image.MIME.get(written, "application/octet-stream"), ext
+
+
+def _error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(ErrorBody(error=code, message=message).model_dump(), status_code=status, headers=headers)
+
+
+def create_app(
+    inpainter: Inpainter,
+    *,
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    queue_size: int = DEFAULT_QUEUE_SIZE,
+) -> FastAPI:
+    """The web app around an already loaded ``inpainter`` (the model is loaded once, by the caller).
+
+    Args:
+        max_upload_mb: largest request body in MiB (image + mask); larger ones get 413.
+        max_pixels: largest width x height of the image and of the mask; larger ones get 413.
+        queue_size: requests that may wait behind the running one; more get 503 with Retry-After.
+    """
+    max_bytes = int(max_upload_mb * MIB)
+    queue = InferenceQueue(queue_size)
+    decode_lock = threading.Lock()  # open_image swaps Pillow's global pixel limit while it decodes
+    card = dict(inpainter.card)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        queue.shutdown()
+
+    app = FastAPI(
+        title="deepfill",
+        version="1",
+        description=(
+            "DeepFill v1 image inpainting (generative inpainting with contextual attention). "
+            "POST an image and a mask (white = hole) to /api/v1/inpaint; the filled image comes back in "
+            "the input's format, every pixel outside the hole unchanged (exactly so for lossless formats)."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.queue = queue
+    app.state.inpainter = inpainter
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return _error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(QueueFullError)
+    async def queue_full(_: Request, exc: QueueFullError) -> JSONResponse:
+        return _error_response(503, "busy", f"{exc} (Retry-After)", {"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return _error_response(422, "bad_request", problems)
+
+    @app.exception_handler(Exception)
+    async def internal_error(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("request failed")
+        return _error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")
+
+    def decode(upload: _Upload) -> _Job:
+        with decode_lock, tempfile.TemporaryDirectory(prefix="deepfill-serve-") as folder:
+            image = _open_upload(upload.image, Path(folder), max_pixels, "image")
+            mask = _open_upload(upload.mask, Path(folder), max_pixels, "mask")
+        picture = picture_from_image(image)
+        try:
+            hole = mask_from_image(mask, picture.size, upload.resize_mask)
+        except InputError as exc:
+            raise ApiError(400, "size_mismatch", str(exc).replace("--resize-mask", "resize_mask=true")) from None
+        return _Job(picture, hole, image.format or "PNG", upload.attention)
+
+    def run_job(job: _Job) -> tuple[bytes, str, str, float]:
+        start = time.perf_counter()
+        if not job.hole.any():
+            filled, flow = job.picture.rgb(), np.ones((*job.hole.shape, 3), np.float32)
+        else:
+            filled, flow = inpainter.fill(job.picture.rgb(), job.hole, return_flow=job.attention)
+        if job.attention:
+            image, format_name = Image.fromarray(np.rint(flow * 255).astype(np.uint8), "RGB"), "PNG"
+        else:
+            image, format_name = job.picture.with_fill(filled, job.hole).to_image(), job.format
+        return (*_encode(image, format_name), time.perf_counter() - start)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/api/v1/health", response_model=Health, tags=["api"])
+    async def health() -> Health:
+        """Liveness, the model in use, the queue's state and the upload limits."""
+        return Health(
+            status="ok",
+            model=str(card.get("name", "deepfill-v1")),
+            trained=inpainter.is_trained,
+            device=str(inpainter.device),
+            queue=QueueState(capacity=queue.capacity, pending=queue.pending),
+            limits=Limits(max_upload_bytes=max_bytes, max_pixels=max_pixels),
+        )
+
+    @app.get("/api/v1/model", response_model=ModelCard, tags=["api"])
+    async def model() -> dict[str, Any]:
+        """The model card of the weights in use (JSON shipped beside the .safetensors)."""
+        return card
+
+    @app.post(
+        "/api/v1/inpaint",
+        tags=["api"],
+        response_class=Response,
+        responses={
+            200: {"description": "the filled image, in the input's format (PNG for the attention map)",
+                  "content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}, "image/tiff": {}}},
+            **ERROR_RESPONSES,
+        },
+        openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+            "type": "object",
+            "required": ["image", "mask"],
+            "properties": {
+                "image": {"type": "string", "format": "binary", "description": "the photo (any Pillow format)"},
+                "mask": {"type": "string", "format": "binary",
+                         "description": "white (> 127) = hole; same size as the image unless resize_mask"},
+                "resize_mask": {"type": "boolean", "default": False,
+                                "description": "resize a mask of another size (nearest) instead of refusing it"},
+                "attention": {"type": "boolean", "default": False,
+                              "description": "return the colour-coded attention map (PNG) instead of the result"},
+            },
+        }}}}},
+    )
+    async def inpaint(
+        request: Request,
+        attention: bool = Query(False, description="return the attention map (PNG) instead of the filled image"),
+        resize_mask: bool = Query(False, description="resize a mask whose size differs from the image"),
+    ) -> Response:
+        """Fill the white pixels of ``mask`` in ``image``. Form fields or query parameters set the options."""
+        upload = _upload_from_form(await _read_form(request, max_bytes), attention, resize_mask)
+        queue.reserve()
+        handed_over = False
+        try:
+            job = await run_in_threadpool(decode, upload)
+            future = queue.submit(run_job, job)
+            handed_over = True
+        finally:
+            if not handed_over:
+                queue.release()
+        data, media_type, ext, seconds = await asyncio.wrap_future(future)
+        name = "attention.png" if upload.attention else f"inpainted{ext}"
+        return Response(data, media_type=media_type, headers={
+            "Content-Disposition": f'inline; filename="{name}"',
+            "Cache-Control": "no-store",
+            "X-Deepfill-Trained": str(inpainter.is_trained).lower(),
+            "X-Deepfill-Seconds": f"{seconds:.3f}",
+        })
+
+    return app

@@ -1,0 +1,277 @@
+"""The REST API against the real (placeholder) model, through a real uvicorn server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import socket
+import struct
+import tempfile
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import photo, rect_mask
+
+httpx = pytest.importorskip("httpx")
+uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("fastapi")
+from deepfill.server import DEFAULT_QUEUE_SIZE, create_app  # noqa: E402
+
+HOLE = (30, 40, 66, 90)  # top, left, bottom, right in a 128x96 image
+
+
+@contextlib.contextmanager
+def running_server(app) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free port of 127.0.0.1 in a thread; yields the base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def default_url(inpainter) -> Iterator[str]:
+    with running_server(create_app(inpainter)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def strict_url(inpainter) -> Iterator[str]:
+    """Small limits and no waiting room: one request at a time, nothing queued behind it."""
+    with running_server(create_app(inpainter, max_upload_mb=0.25, max_pixels=200 * 200, queue_size=0)) as url:
+        yield url
+
+
+def encode(image: Image.Image, format_name: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format_name)
+    return buffer.getvalue()
+
+
+def post(url: str, image: bytes, mask: bytes, image_name: str = "photo.png", **kwargs) -> httpx.Response:
+    files = {"image": (image_name, image), "mask": ("mask.png", mask)}
+    return httpx.post(f"{url}/api/v1/inpaint", files=files, timeout=120, **kwargs)
+
+
+def decode(response: httpx.Response) -> Image.Image:
+    image = Image.open(io.BytesIO(response.content))
+    image.load()
+    return image
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> str:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["error"] == code and body["message"]
+    return body["message"]
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header announces ``width`` x ``height`` (a decompression bomb's first bytes)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+# --- page, docs, health, model ----------------------------------------------------------------
+
+def test_page_docs_and_openapi(default_url):
+    page = httpx.get(default_url + "/")
+    assert page.status_code == 200 and 'id="mask"' in page.text and "/static/app.js" in page.text
+    assert httpx.get(default_url + "/static/app.js").status_code == 200
+    assert httpx.get(default_url + "/docs").status_code == 200
+    spec = httpx.get(default_url + "/openapi.json").json()
+    form = spec["paths"]["/api/v1/inpaint"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["required"] == ["image", "mask"]
+    assert {"/api/v1/health", "/api/v1/model"} <= set(spec["paths"])
+
+
+def test_health_and_model_card(default_url, inpainter):
+    health = httpx.get(default_url + "/api/v1/health").json()
+    assert health["status"] == "ok" and health["trained"] is False and health["device"] == "cpu"
+    assert health["queue"] == {"capacity": DEFAULT_QUEUE_SIZE + 1, "pending": 0}
+    assert health["limits"] == {"max_upload_bytes": 20 * 1024 * 1024, "max_pixels": 100_000_000}
+    assert httpx.get(default_url + "/api/v1/model").json() == inpainter.card
+
+
+# --- successes --------------------------------------------------------------------------------
+
+def test_inpaint_png_changes_only_the_hole(default_url):
+    source, mask = photo(128, 96), rect_mask(128, 96, HOLE)
+    response = post(default_url, encode(source), encode(mask))
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    assert response.headers["x-deepfill-trained"] == "false"
+    result = decode(response)
+    assert result.format == "PNG" and result.size == source.size and result.mode == "RGB"
+    before, after, hole = np.asarray(source), np.asarray(result), np.asarray(mask) > 127
+    np.testing.assert_array_equal(after[~hole], before[~hole])
+    assert (after[hole] != before[hole]).any(axis=-1).mean() > 0.9
+    leftovers = list(Path(tempfile.gettempdir()).glob("deepfill-serve-*"))
+    assert not leftovers, f"temporary upload folders left behind: {leftovers}"
+
+
+def test_jpeg_in_jpeg_out(default_url):
+    source = photo(128, 96, seed=1)
+    response = post(default_url, encode(source, "JPEG"), encode(rect_mask(128, 96, HOLE)), image_name="photo.jpg")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/jpeg"
+    assert 'filename="inpainted.jpg"' in response.headers["content-disposition"]
+    result = decode(response)
+    assert result.format == "JPEG" and result.size == source.size
+
+
+def test_rgba_png_keeps_alpha(default_url):
+    source = photo(128, 96, seed=2).convert("RGBA")
+    alpha = np.tile(np.linspace(0, 255, 128, dtype=np.uint8), (96, 1))
+    source.putalpha(Image.fromarray(alpha))
+    result = decode(post(default_url, encode(source), encode(rect_mask(128, 96, HOLE))))
+    assert result.mode == "RGBA"
+    np.testing.assert_array_equal(np.asarray(result)[:, :, 3], alpha)
+
+
+@pytest.mark.parametrize("how", ["query", "form"])
+def test_attention_map(default_url, how):
+    source, mask = encode(photo(128, 96)), encode(rect_mask(128, 96, HOLE))
+    kwargs = {"params": {"attention": "true"}} if how == "query" else {"data": {"attention": "true"}}
+    response = post(default_url, source, mask, **kwargs)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    assert 'filename="attention.png"' in response.headers["content-disposition"]
+    flow = decode(response)
+    assert flow.size == (128, 96) and flow.mode == "RGB"
+    inside = np.asarray(flow)[HOLE[0]:HOLE[2], HOLE[1]:HOLE[3]]
+    assert inside.std() > 0  # colour-coded offsets, not a blank image
+
+
+def test_resize_mask(default_url):
+    source = photo(128, 96)
+    small_mask = encode(rect_mask(64, 48, tuple(v // 2 for v in HOLE)))
+    message = assert_error(post(default_url, encode(source), small_mask), 400, "size_mismatch")
+    assert "64x48" in message and "128x96" in message and "resize_mask" in message
+    response = post(default_url, encode(source), small_mask, data={"resize_mask": "true"})
+    assert response.status_code == 200, response.text
+    changed = (np.asarray(decode(response)) != np.asarray(source)).any(axis=-1)
+    hole = np.asarray(rect_mask(128, 96, HOLE)) > 127
+    assert changed.any() and not changed[~hole].any()
+
+
+def test_empty_mask_returns_the_image(default_url):
+    source = photo(128, 96)
+    result = decode(post(default_url, encode(source), encode(rect_mask(128, 96, (0, 0, 0, 0)))))
+    np.testing.assert_array_equal(np.asarray(result), np.asarray(source))
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field", ["image", "mask"])
+def test_not_an_image_is_415(default_url, field):
+    parts = {"image": encode(photo(128, 96)), "mask": encode(rect_mask(128, 96, HOLE))}
+    parts[field] = b"this is not an image, just some text\n" * 20
+    message = assert_error(post(default_url, parts["image"], parts["mask"]), 415, "not_an_image")
+    assert f"the {field} is not an image" in message
+
+
+def test_truncated_image_is_400(default_url):
+    data = encode(photo(128, 96))
+    response = post(default_url, data[: len(data) // 2], encode(rect_mask(128, 96, HOLE)))
+    assert "truncated" in assert_error(response, 400, "corrupt_image")
+
+
+def test_form_errors(default_url):
+    response = httpx.post(default_url + "/api/v1/inpaint", files={"image": ("a.png", encode(photo(128, 96)))})
+    assert "'mask'" in assert_error(response, 400, "missing_field")
+    assert_error(httpx.post(default_url + "/api/v1/inpaint", json={"image": "x"}), 415, "not_multipart")
+    response = post(default_url, b"x", b"y", data={"resize_mask": "perhaps"})
+    assert "resize_mask" in assert_error(response, 400, "bad_form")
+
+
+def test_default_upload_limit_is_20_mib(default_url):
+    blob = np.random.default_rng(0).bytes(20 * 1024 * 1024 + 1)
+    message = assert_error(post(default_url, blob, b"mask"), 413, "upload_too_large")
+    assert "20 MiB" in message
+
+
+def test_decompression_bomb_refused_from_its_header(default_url):
+    response = post(default_url, png_header_only(20_000, 20_000), encode(rect_mask(128, 96, HOLE)))
+    assert "above this server's limit of 100,000,000" in assert_error(response, 413, "too_many_pixels")
+
+
+def test_pixel_limit(strict_url):
+    large, small = photo(256, 200), photo(128, 96)
+    message = assert_error(post(strict_url, encode(large), encode(rect_mask(256, 200, HOLE))), 413, "too_many_pixels")
+    assert "256x200" in message and "40,000" in message
+    message = assert_error(post(strict_url, encode(small), encode(rect_mask(256, 200, HOLE))), 413, "too_many_pixels")
+    assert message.startswith("the mask has")
+
+
+def test_upload_limit_streamed_without_length(strict_url):
+    """A chunked body (no Content-Length) is cut off as soon as it passes the limit."""
+    boundary = "deepfill-test-boundary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n").encode()
+
+    def body():
+        yield head
+        for _ in range(64):
+            yield b"\0" * 8192  # 512 KiB in all, twice the limit
+
+    response = httpx.post(strict_url + "/api/v1/inpaint", content=body(), timeout=60,
+                          headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert "0.25 MiB" in assert_error(response, 413, "upload_too_large")
+
+
+def test_full_queue_answers_503_with_retry_after(strict_url):
+    image, mask = encode(photo(192, 192, seed=3)), encode(rect_mask(192, 192, (40, 40, 150, 150)))
+    clients = 3
+    barrier, responses = threading.Barrier(clients), [None] * clients
+
+    def send(i: int) -> None:
+        barrier.wait()
+        responses[i] = post(strict_url, image, mask)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    statuses = sorted(r.status_code for r in responses)
+    assert set(statuses) <= {200, 503} and statuses.count(200) >= 1 and statuses.count(503) >= 1, statuses
+    for response in responses:
+        if response.status_code == 503:
+            assert_error(response, 503, "busy")
+            assert int(response.headers["retry-after"]) >= 1
+    # The places are given back: the queue is empty again and the next request goes through.
+    assert httpx.get(strict_url + "/api/v1/health").json()["queue"] == {"capacity": 1, "pending": 0}
+    assert post(strict_url, image, mask).status_code == 200
+
+
+def test_serve_command_line(capsys):
+    from deepfill.cli import build_parser, main
+
+    args = build_parser().parse_args(["serve"])
+    assert (args.host, args.port, args.max_upload_mb, args.max_pixels, args.queue_size) == (
+        "127.0.0.1", 8080, 20.0, 100_000_000, DEFAULT_QUEUE_SIZE)
+    assert main(["serve", "--queue-size", "-1"]) == 2
+    assert "--queue-size must be >= 0" in capsys.readouterr().err
