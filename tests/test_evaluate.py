@@ -215,3 +215,12 @@ def test_cli_with_deepfill(tmp_path, capsys):
     assert [r["method"] for r in rows] == ["deepfill", "mean"]
     assert all(math.isfinite(float(r["l1"])) and float(r["seconds"]) > 0 for r in rows)
     assert "deepfill weights:" in (out / "report.md").read_text()
+
+
+def test_images_in_subfolders_are_named_by_relative_path(tmp_path):
+    folder = save_images(tmp_path / "imgs", n=1)
+    (folder / "sub").mkdir()
+    Image.new("RGB", (40, 30), (10, 20, 30)).save(folder / "sub" / "a_noise.jpg")
+    files = list_images(folder)
+    result = run_evaluation(files, PROTOCOLS["bbox256"], {"mean": lambda i, m: i}, grid_rows=0, progress=False)
+    assert [r["image"] for r in result.rows] == ["b_gradient.png", "sub/a_noise.jpg"]

@@ -19,6 +19,7 @@ import csv
 import dataclasses
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -240,8 +241,10 @@ def run_evaluation(
     from tqdm.auto import tqdm
 
     result = EvaluationResult(protocol, list(methods), [], [], [])
+    paths = [Path(p) for p in images]
+    root = Path(os.path.commonpath([p.parent for p in paths])) if paths else Path()
     warmed: set[str] = set()
-    bar = tqdm(images, desc=f"evaluate {protocol.name}", unit="img", disable=not progress)
+    bar = tqdm(paths, desc=f"evaluate {protocol.name}", unit="img", disable=not progress)
     for index, path in enumerate(bar):
         image = load_crop(path, protocol.size)
         mask, kind = protocol_mask(protocol, index)
@@ -260,7 +263,7 @@ def run_evaluation(
             scores = image_metrics(output, image, mask)
             row = {
                 "index": index,
-                "image": Path(path).name,
+                "image": path.relative_to(root).as_posix(),
                 "method": name,
                 "mask_kind": kind,
                 "hole_area": scores.pop("hole_area"),
@@ -337,7 +340,8 @@ def format_table(summary: list[dict[str, Any]], by: str | None = None) -> str:
 def _paper_table() -> str:
     lines = [
         "Reference only — DeepFill v1 paper, Table 1, **Places2 validation** (not comparable",
-        "directly: other photos, and the paper's exact masks are unknown):",
+        "directly: other photos, unknown exact masks, and the paper does not state its",
+        "normalisation; its ℓ1/ℓ2 magnitudes sit nearer our hole-only columns than whole-image ones):",
         "",
         "| method (paper) | ℓ1 % | ℓ2 % | PSNR |",
         "|---|---|---|---|",
