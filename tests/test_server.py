@@ -22,6 +22,7 @@ from conftest import photo, rect_mask
 httpx = pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn")
 pytest.importorskip("fastapi")
+from deepfill.config import DEFAULT_MAX_PIXELS  # noqa: E402
 from deepfill.server import DEFAULT_QUEUE_SIZE, create_app  # noqa: E402
 
 HOLE = (30, 40, 66, 90)  # top, left, bottom, right in a 128x96 image
@@ -111,7 +112,7 @@ def test_health_and_model_card(default_url, inpainter):
     health = httpx.get(default_url + "/api/v1/health").json()
     assert health["status"] == "ok" and health["trained"] is False and health["device"] == "cpu"
     assert health["queue"] == {"capacity": DEFAULT_QUEUE_SIZE + 1, "pending": 0}
-    assert health["limits"] == {"max_upload_bytes": 20 * 1024 * 1024, "max_pixels": 100_000_000}
+    assert health["limits"] == {"max_upload_bytes": 20 * 1024 * 1024, "max_pixels": DEFAULT_MAX_PIXELS}
     assert httpx.get(default_url + "/api/v1/model").json() == inpainter.card
 
 
@@ -215,7 +216,7 @@ def test_default_upload_limit_is_20_mib(default_url):
 
 def test_decompression_bomb_refused_from_its_header(default_url):
     response = post(default_url, png_header_only(20_000, 20_000), encode(rect_mask(128, 96, HOLE)))
-    assert "above this server's limit of 100,000,000" in assert_error(response, 413, "too_many_pixels")
+    assert f"above the limit of {DEFAULT_MAX_PIXELS:,} of this server" in assert_error(response, 413, "too_many_pixels")
 
 
 def test_pixel_limit(strict_url):
@@ -272,6 +273,6 @@ def test_serve_command_line(capsys):
 
     args = build_parser().parse_args(["serve"])
     assert (args.host, args.port, args.max_upload_mb, args.max_pixels, args.queue_size) == (
-        "127.0.0.1", 8080, 20.0, 100_000_000, DEFAULT_QUEUE_SIZE)
+        "127.0.0.1", 8080, 20.0, DEFAULT_MAX_PIXELS, DEFAULT_QUEUE_SIZE)
     assert main(["serve", "--queue-size", "-1"]) == 2
     assert "--queue-size must be >= 0" in capsys.readouterr().err

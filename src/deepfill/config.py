@@ -7,6 +7,10 @@ from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
 
+# Decompression-bomb guard for decoded images: Pillow's own default (~89 MP), which covers
+# real cameras. Commands take --max-pixels to change it.
+DEFAULT_MAX_PIXELS = 89_478_485
+
 
 def config_from_dict(cls: type[T], values: dict[str, Any]) -> T:
     """Build a config dataclass from a dict, rejecting keys it does not know."""

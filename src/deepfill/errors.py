@@ -11,3 +11,15 @@ class InputError(DeepfillError, ValueError):
 
 class WeightsError(DeepfillError):
     """A weights file that is missing, corrupt, or of another architecture."""
+
+
+class NotAnImageError(InputError):
+    """A file that no image decoder recognises."""
+
+
+class TooLargeError(InputError):
+    """An image with more pixels than the configured limit (a decompression-bomb guard)."""
+
+
+class SizeMismatchError(InputError):
+    """A mask whose size differs from its image's."""

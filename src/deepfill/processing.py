@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import warnings
+import threading
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from deepfill.errors import InputError
+from deepfill.config import DEFAULT_MAX_PIXELS
+from deepfill.errors import InputError, NotAnImageError, SizeMismatchError, TooLargeError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_PIXELS = 100_000_000  # decompression-bomb guard; 100 MP covers real cameras
 
 
 @dataclasses.dataclass
@@ -98,33 +99,58 @@ def picture_from_image(image: Image.Image) -> Picture:
     return Picture(np.asarray(image.convert("RGB")).copy(), None, 255.0, "RGB")
 
 
-def open_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, what: str = "image") -> Image.Image:
-    """Open and fully decode an image file, with a one-line error for every way it can fail."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{what} not found: {path}")
-    if not path.is_file():
-        raise InputError(f"{what} is not a file: {path}")
-    previous = Image.MAX_IMAGE_PIXELS
+def open_image(
+    source: str | Path | BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS, what: str = "image"
+) -> Image.Image:
+    """Open and fully decode an image (a path or a binary file object), with a one-line error
+    for every way it can fail: missing, not an image, above ``max_pixels``, corrupt or truncated.
+    """
+    name = what
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        name = f"{what} {path}"
+        if not path.exists():
+            raise InputError(f"{what} not found: {path}")
+        if not path.is_file():
+            raise InputError(f"{what} is not a file: {path}")
     try:
-        Image.MAX_IMAGE_PIXELS = None  # our own limit below, with our own message
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path)
-            width, height = image.size
-            if width * height > max_pixels:
-                raise InputError(
-                    f"{what} {path} has {width}x{height} = {width * height:,} pixels, above the limit of "
-                    f"{max_pixels:,} (raise it with --max-pixels)"
-                )
-            image.load()
-    except UnidentifiedImageError as exc:
-        raise InputError(f"{what} {path} is not an image Pillow can read") from exc
+        try:
+            image = Image.open(source)
+        except Image.DecompressionBombError:
+            if max_pixels <= 2 * (Image.MAX_IMAGE_PIXELS or 0):
+                raise TooLargeError(f"{name} has more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, above the limit "
+                                    f"of {max_pixels:,}") from None
+            image = _open_without_pillow_limit(source)
+        width, height = image.size
+        if width * height > max_pixels:
+            raise TooLargeError(f"{name} has {width}x{height} = {width * height:,} pixels, above the limit of "
+                                f"{max_pixels:,}")
+        image.load()
+    except UnidentifiedImageError:
+        raise NotAnImageError(f"{name} is not an image Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{what} {path} is corrupt or truncated: {exc}") from exc
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{name} is corrupt or truncated: {exc}") from exc
     return image
+
+
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+
+def _open_without_pillow_limit(source: str | Path | BinaryIO) -> Image.Image:
+    """Open an image above Pillow's own bomb limit, for callers that raised ``max_pixels`` past it.
+
+    Pillow keeps that limit in a process-wide variable; it is lifted only for this one call.
+    """
+    if not isinstance(source, (str, Path)):
+        source.seek(0)
+    with _PILLOW_LIMIT_LOCK:
+        previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(source)
+        finally:
+            Image.MAX_IMAGE_PIXELS = previous
 
 
 def load_picture(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
@@ -153,9 +179,8 @@ def mask_from_image(
         hole = np.asarray(mask.convert("L")) > 127
     if (hole.shape[1], hole.shape[0]) != tuple(size):
         if not resize:
-            raise InputError(
-                f"mask size {hole.shape[1]}x{hole.shape[0]} differs from image size {size[0]}x{size[1]} "
-                "(pass --resize-mask to resize it)"
+            raise SizeMismatchError(
+                f"mask size {hole.shape[1]}x{hole.shape[0]} differs from image size {size[0]}x{size[1]}"
             )
         resized = Image.fromarray(hole.astype(np.uint8) * 255, "L").resize(tuple(size), Image.NEAREST)
         hole = np.asarray(resized) > 127
@@ -172,23 +197,23 @@ def load_mask(
     return mask_from_image(open_image(path, max_pixels, "mask"), size, resize, from_alpha)
 
 
-def save_image(image: Image.Image, path: str | Path) -> None:
-    """Write ``image`` in the format of ``path``'s extension, adapting modes the format lacks."""
-    path = Path(path)
-    ext = path.suffix.lower()
-    try:
-        Image.registered_extensions()[ext]
-    except KeyError:
-        raise InputError(f"cannot write {path}: unknown image extension {ext or '(none)'}") from None
-    if ext in (".jpg", ".jpeg"):
+def save_image(image: Image.Image, target: str | Path | BinaryIO, format: str | None = None) -> None:
+    """Write ``image`` to a path (format from its extension) or a file object (``format`` given),
+    adapting modes the format lacks (JPEG has no alpha and no 16-bit)."""
+    if format is None:
+        path = Path(target)
+        format = Image.registered_extensions().get(path.suffix.lower())
+        if format is None:
+            raise InputError(f"cannot write {path}: unknown image extension {path.suffix or '(none)'}")
+    if format == "JPEG":
         if image.mode in ("RGBA", "LA"):
-            log.warning("%s: JPEG has no alpha channel; the alpha is dropped", path)
+            log.warning("JPEG has no alpha channel; the alpha is dropped")
         if image.mode in ("I", "I;16"):
             image = Image.fromarray((np.asarray(image, dtype=np.float64) / 257).round().astype(np.uint8))
         image = image.convert("RGB" if image.mode in ("RGBA", "RGB", "P") else "L")
-        image.save(path, quality=95)
+        image.save(target, format=format, quality=95)
         return
-    image.save(path)
+    image.save(target, format=format)
 
 
 # --- tensors -------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from deepfill.errors import InputError
+from deepfill.config import DEFAULT_MAX_PIXELS
+from deepfill.errors import InputError, SizeMismatchError
 
 log = logging.getLogger("deepfill")
 
@@ -33,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--attention-map", type=Path, help="also write the colour-coded attention flow image here")
     p.add_argument("--resize-mask", action="store_true", help="resize a mask whose size differs from the image")
     p.add_argument("--mask-from-alpha", action="store_true", help="take the mask's transparent pixels as the hole")
-    p.add_argument("--max-pixels", type=int, default=100_000_000, help="refuse larger images (default: 100,000,000)")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help=f"refuse images with more pixels, a decompression-bomb guard (default: {DEFAULT_MAX_PIXELS:,})")
     p.add_argument("--max-size", type=int, default=1024,
                    help="images up to this long side run whole; larger ones are filled region by region (default: 1024)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -59,12 +61,22 @@ def _load_inpainter(args: argparse.Namespace):
     return inpainter
 
 
-def _inpaint_one(inpainter, image_path: Path, mask_path: Path, output: Path, args: argparse.Namespace,
-                 attention_map: Path | None) -> None:
-    from deepfill.processing import load_mask, load_picture, save_image
+def _load(image_path: Path, mask_path: Path, args: argparse.Namespace):
+    from deepfill.processing import load_mask, load_picture
 
     picture = load_picture(image_path, args.max_pixels)
-    hole = load_mask(mask_path, picture.size, args.resize_mask, args.mask_from_alpha, args.max_pixels)
+    try:
+        hole = load_mask(mask_path, picture.size, args.resize_mask, args.mask_from_alpha, args.max_pixels)
+    except SizeMismatchError as exc:
+        raise SizeMismatchError(f"{exc} (pass --resize-mask to resize it)") from None
+    return picture, hole
+
+
+def _inpaint_one(inpainter, image_path: Path, mask_path: Path, output: Path, args: argparse.Namespace,
+                 attention_map: Path | None) -> None:
+    from deepfill.processing import save_image
+
+    picture, hole = _load(image_path, mask_path, args)
     if not hole.any():
         log.warning("warning: %s has no hole pixels; writing the image unchanged", mask_path)
         save_image(picture.to_image(), output)
@@ -99,11 +111,7 @@ def run(args: argparse.Namespace) -> int:
     _check_writable(args.output, args.overwrite, (args.image, args.mask))
     if args.attention_map is not None:
         _check_writable(args.attention_map, args.overwrite, (args.image, args.mask, args.output))
-    # Validate the inputs before loading the model, so bad input fails fast and writes nothing.
-    from deepfill.processing import load_mask, load_picture
-
-    picture = load_picture(args.image, args.max_pixels)
-    load_mask(args.mask, picture.size, args.resize_mask, args.mask_from_alpha, args.max_pixels)
+    _load(args.image, args.mask, args)  # bad input fails fast, before the model loads, and writes nothing
     inpainter = _load_inpainter(args)
     _inpaint_one(inpainter, args.image, args.mask, args.output, args, args.attention_map)
     print(f"wrote {args.output}" + (f" and {args.attention_map}" if args.attention_map else ""))

@@ -7,6 +7,7 @@ import ipaddress
 import logging
 from pathlib import Path
 
+from deepfill.config import DEFAULT_MAX_PIXELS
 from deepfill.errors import DeepfillError
 
 log = logging.getLogger("deepfill")
@@ -32,8 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="images up to this long side run whole; larger ones are filled region by region (default: 1024)")
     p.add_argument("--max-upload-mb", type=float, default=20.0,
                    help="largest request body (image + mask) in MiB; larger gets 413 (default: 20)")
-    p.add_argument("--max-pixels", type=int, default=100_000_000,
-                   help="largest image or mask in pixels; larger gets 413 (default: 100,000,000)")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help=f"largest image or mask in pixels; larger gets 413 (default: {DEFAULT_MAX_PIXELS:,})")
     p.add_argument("--queue-size", type=int, default=4,
                    help="requests that may wait behind the running one; more get 503 (default: 4)")
     p.set_defaults(func=run)

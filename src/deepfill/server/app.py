@@ -2,8 +2,7 @@
 
 A request goes: body read into memory under the size limit → a place in the inference queue
 (or 503) → decode and validate on a thread → fill and encode on the single inference thread.
-Uploads never reach the disk except inside a per-request temporary directory that is removed
-as soon as the image is decoded.
+Uploads are decoded and results encoded in memory; nothing is written to disk.
 """
 
 from __future__ import annotations
@@ -14,10 +13,9 @@ import dataclasses
 import io
 import logging
 import math
-import tempfile
+import mimetypes
 import threading
 import time
-import warnings
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Callable
@@ -27,12 +25,12 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from python_multipart import create_form_parser
 from python_multipart.exceptions import FormParserError
 from starlette.concurrency import run_in_threadpool
 
-from deepfill.errors import InputError
+from deepfill.errors import InputError, NotAnImageError, SizeMismatchError, TooLargeError
 from deepfill.inpainter import Inpainter
 from deepfill.processing import (
     DEFAULT_MAX_PIXELS,
@@ -50,9 +48,6 @@ STATIC_DIR = Path(__file__).parent / "static"
 DEFAULT_MAX_UPLOAD_MB = 20.0
 DEFAULT_QUEUE_SIZE = 4
 MIB = 1024 * 1024
-# Output file extension per input format; a format Pillow cannot write comes back as PNG.
-FORMAT_EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp",
-                     "GIF": ".gif"}
 TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "bad form, corrupt image, or mask size differs from the image"},
@@ -204,59 +199,36 @@ def _upload_from_form(parts: dict[str, bytes], attention: bool, resize_mask: boo
                    _flag(parts.get("attention"), "attention", attention))
 
 
-def _check_pixels(data: bytes, max_pixels: int, what: str) -> None:
-    """Refuse (413) an image whose header announces more than ``max_pixels``, before decoding it."""
-    too_many = f"the {what} has {{}} pixels, above this server's limit of {max_pixels:,} (deepfill serve --max-pixels)"
+def _open_upload(data: bytes, max_pixels: int, what: str) -> Image.Image:
+    """Decode an uploaded image in memory, mapping decoding errors to HTTP statuses."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as probe:
-                width, height = probe.size
-    except Image.DecompressionBombError:
-        bomb_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
-        if bomb_limit and max_pixels <= bomb_limit:
-            raise ApiError(413, "too_many_pixels", too_many.format(f"more than {bomb_limit:,}")) from None
-        return  # a limit above Pillow's own: open_image checks it
-    except Exception:  # noqa: BLE001 - not readable: open_image gives the precise error
-        return
-    if width * height > max_pixels:
-        raise ApiError(413, "too_many_pixels", too_many.format(f"{width}x{height} = {width * height:,}"))
-
-
-def _open_upload(data: bytes, folder: Path, max_pixels: int, what: str) -> Image.Image:
-    """Decode an uploaded image through :func:`open_image`, mapping its errors to HTTP statuses."""
-    _check_pixels(data, max_pixels, what)
-    path = folder / what
-    path.write_bytes(data)
-    try:
-        return open_image(path, max_pixels, what)
+        return open_image(io.BytesIO(data), max_pixels, f"the {what}")
+    except NotAnImageError:
+        raise ApiError(415, "not_an_image",
+                       f"the {what} is not an image Pillow can read (PNG, JPEG, WebP, TIFF, BMP, ...)") from None
+    except TooLargeError as exc:
+        raise ApiError(413, "too_many_pixels", f"{exc} of this server (deepfill serve --max-pixels)") from None
     except InputError as exc:
-        if isinstance(exc.__cause__, UnidentifiedImageError):
-            raise ApiError(415, "not_an_image",
-                           f"the {what} is not an image Pillow can read (PNG, JPEG, WebP, TIFF, BMP, ...)") from None
-        reason = exc.__cause__ or exc
-        raise ApiError(400, "corrupt_image", f"the {what} is corrupt or truncated: {reason}") from None
+        raise ApiError(400, "corrupt_image", str(exc)) from None
 
 
-def _encode(image: Image.Image, format_name: str) -> tuple[bytes, str, str]:
+def _encode(image: Image.Image, format_name: str) -> tuple[bytes, str]:
     """Encode in ``format_name``, or PNG when Pillow cannot write that format or this mode in it.
 
-    Returns (bytes, media type, extension).
+    Returns (bytes, media type).
     """
-    ext = FORMAT_EXTENSIONS.get(format_name, ".png")
-    if format_name not in FORMAT_EXTENSIONS and format_name in Image.SAVE:
-        ext = next((e for e, f in Image.registered_extensions().items() if f == format_name), ".png")
-    with tempfile.TemporaryDirectory(prefix="deepfill-serve-") as folder:
-        path = Path(folder) / f"result{ext}"
-        try:
-            save_image(image, path)
-        except (OSError, ValueError, KeyError) as exc:  # e.g. RGBA into PPM
-            log.info("cannot write %s as %s (%s); answering PNG", image.mode, format_name, exc)
-            ext, path = ".png", Path(folder) / "result.png"
-            save_image(image, path)
-        data = path.read_bytes()
-    written = Image.registered_extensions()[ext]
-    return data, Image.MIME.get(written, "application/octet-stream"), ext
+    if format_name == "MPO":
+        format_name = "JPEG"
+    buffer = io.BytesIO()
+    try:
+        if format_name not in Image.SAVE:
+            raise KeyError(format_name)
+        save_image(image, buffer, format_name)
+    except (OSError, ValueError, KeyError) as exc:  # e.g. RGBA into PPM
+        log.info("cannot write %s as %s (%s); answering PNG", image.mode, format_name, exc)
+        format_name, buffer = "PNG", io.BytesIO()
+        save_image(image, buffer, format_name)
+    return buffer.getvalue(), Image.MIME.get(format_name, "application/octet-stream")
 
 
 def _error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -279,7 +251,6 @@ def create_app(
     """
     max_bytes = int(max_upload_mb * MIB)
     queue = InferenceQueue(queue_size)
-    decode_lock = threading.Lock()  # open_image swaps Pillow's global pixel limit while it decodes
     card = dict(inpainter.card)
 
     @asynccontextmanager
@@ -319,17 +290,16 @@ def create_app(
         return _error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")
 
     def decode(upload: _Upload) -> _Job:
-        with decode_lock, tempfile.TemporaryDirectory(prefix="deepfill-serve-") as folder:
-            image = _open_upload(upload.image, Path(folder), max_pixels, "image")
-            mask = _open_upload(upload.mask, Path(folder), max_pixels, "mask")
+        image = _open_upload(upload.image, max_pixels, "image")
+        mask = _open_upload(upload.mask, max_pixels, "mask")
         picture = picture_from_image(image)
         try:
             hole = mask_from_image(mask, picture.size, upload.resize_mask)
-        except InputError as exc:
-            raise ApiError(400, "size_mismatch", str(exc).replace("--resize-mask", "resize_mask=true")) from None
+        except SizeMismatchError as exc:
+            raise ApiError(400, "size_mismatch", f"{exc} (send resize_mask=true to resize it)") from None
         return _Job(picture, hole, image.format or "PNG", upload.attention)
 
-    def run_job(job: _Job) -> tuple[bytes, str, str, float]:
+    def run_job(job: _Job) -> tuple[bytes, str, float]:
         start = time.perf_counter()
         if not job.hole.any():
             filled, flow = job.picture.rgb(), np.ones((*job.hole.shape, 3), np.float32)
@@ -339,7 +309,8 @@ def create_app(
             image, format_name = Image.fromarray(np.rint(flow * 255).astype(np.uint8), "RGB"), "PNG"
         else:
             image, format_name = job.picture.with_fill(filled, job.hole).to_image(), job.format
-        return (*_encode(image, format_name), time.perf_counter() - start)
+        data, media_type = _encode(image, format_name)
+        return data, media_type, time.perf_counter() - start
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -403,8 +374,9 @@ def create_app(
         finally:
             if not handed_over:
                 queue.release()
-        data, media_type, ext, seconds = await asyncio.wrap_future(future)
-        name = "attention.png" if upload.attention else f"inpainted{ext}"
+        data, media_type, seconds = await asyncio.wrap_future(future)
+        extension = mimetypes.guess_extension(media_type) or ".png"
+        name = "attention.png" if upload.attention else f"inpainted{extension}"
         return Response(data, media_type=media_type, headers={
             "Content-Disposition": f'inline; filename="{name}"',
             "Cache-Control": "no-store",

@@ -1,0 +1,156 @@
+"""Training: losses, overfitting, exact resume, crash safety, DDP on CPU."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import photo
+from deepfill import losses
+from deepfill.config import ModelConfig
+from deepfill.train import CHECKPOINT, Trainer, TrainConfig
+from deepfill.weights.io import load_generator
+
+TINY = dict(model=ModelConfig(cnum=4), image_size=96, batch_size=2, critic_steps=1, critic_cnum=4,
+            num_workers=0, amp="none", log_every=1, checkpoint_every=1000, image_every=1000, val_every=1000)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    for i in range(3):
+        photo(128, 112, seed=i).save(folder / f"{i}.png")
+    return folder
+
+
+def _records(run_dir):
+    lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if "l1" in json.loads(line)]
+
+
+def test_gradient_penalty_ignores_gradients_outside_the_hole():
+    weight = torch.randn(1, 3, 8, 8)
+    critic = lambda x: (x * weight).flatten(1).sum(1, keepdim=True)  # noqa: E731  ∇D = weight
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[:, :, 2:5, 3:7] = 1
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    gp = losses.gradient_penalty(critic(x), x, mask, weight=10.0)
+    expected = 10.0 * ((weight * mask[:1]).norm() - 1) ** 2
+    assert torch.allclose(gp, expected, rtol=1e-5)
+    # Changing the critic outside the hole does not change the penalty.
+    weight2 = weight + (1 - mask[:1]) * 100
+    critic2 = lambda x: (x * weight2).flatten(1).sum(1, keepdim=True)  # noqa: E731
+    assert torch.allclose(losses.gradient_penalty(critic2(x), x, mask), gp, rtol=1e-5)
+
+
+def test_spatial_discount_is_one_at_the_border_and_smallest_in_the_centre():
+    w = losses.spatial_discount(9, 9, 0.9)[0, 0]
+    assert w[0, 0] == 1 and w[0, 4] == 1
+    assert torch.isclose(w[4, 4], torch.tensor(0.9**4))
+    assert w.min() == w[4, 4] or w.min() == w[5, 5]
+
+
+def test_tiny_model_overfits_a_fixed_batch(photos, tmp_path):
+    torch.manual_seed(0)
+    config = TrainConfig(**{**TINY, "model": ModelConfig(cnum=8), "lr": 1e-3, "gan_loss_alpha": 0.0})
+    trainer = Trainer(config, photos, tmp_path / "run")
+    batch = [torch.stack([trainer.dataset.sample(i) for i in range(2)])]
+    # Step 0 every time: the same images and the same masks.
+    losses_seen = [(lambda s: s["l1"] + s["ae"])(trainer.train_step(0, batch)) for _ in range(80)]
+    first, last = sum(losses_seen[:3]) / 3, sum(losses_seen[-3:]) / 3
+    assert last < 0.5 * first, (first, last)
+
+
+def test_resume_continues_exactly(photos, tmp_path):
+    config = TrainConfig(**TINY)
+    Trainer(config, photos, tmp_path / "straight").fit(4)
+    Trainer(config, photos, tmp_path / "interrupted").fit(2)
+    Trainer(config, photos, tmp_path / "interrupted", resume=True).fit(4)
+    straight = _records(tmp_path / "straight")
+    resumed = _records(tmp_path / "interrupted")
+    assert [r["step"] for r in resumed] == [1, 2, 3, 4]
+    for a, b in zip(straight[2:], resumed[2:]):
+        for key in ("l1", "ae", "g_adv", "d_global", "gp_local"):
+            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "deepfill", "train", *args]
+
+
+def _write_config(path, **extra):
+    values = {k: v for k, v in TINY.items() if k != "model"} | extra
+    lines = [f"{k} = {json.dumps(v)}" for k, v in values.items()] + ["[model]", "cnum = 4"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_sigkill_leaves_a_loadable_checkpoint(photos, tmp_path):
+    config = _write_config(tmp_path / "c.toml", checkpoint_every=1)
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_cli("--data", str(photos), "--out", str(run), "--config", str(config), "--steps", "1000"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (run / CHECKPOINT).exists():
+            time.sleep(0.2)
+        time.sleep(1.5)  # let it write a few more checkpoints, then kill it mid-training
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        proc.kill()
+    state = torch.load(run / CHECKPOINT, map_location="cpu", weights_only=True)
+    assert state["step"] >= 1 and set(state) >= {"generator", "opt_g", "opt_d", "local_critic", "config"}
+    Trainer(TrainConfig(**TINY), photos, run, resume=True)  # and training can resume from it
+
+
+def test_sigterm_saves_and_resume_flag(photos, tmp_path):
+    config = _write_config(tmp_path / "c.toml")
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_cli("--data", str(photos), "--out", str(run), "--config", str(config), "--steps", "100000"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "metrics.jsonl").exists():
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0
+    step = torch.load(run / CHECKPOINT, weights_only=True)["step"]
+    assert step >= 1
+    generator, card = load_generator(run / "generator.safetensors")
+    assert card["steps"] == step and generator.config.cnum == 4
+    # Starting again without --resume refuses to clobber the run.
+    again = subprocess.run(_cli("--data", str(photos), "--out", str(run), "--steps", "1"), capture_output=True, text=True)
+    assert again.returncode == 2 and "--resume" in again.stderr
+    resumed = subprocess.run(_cli("--data", str(photos), "--out", str(run), "--resume", "--steps", str(step + 1)),
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert torch.load(run / CHECKPOINT, weights_only=True)["step"] == step + 1
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_two_processes_on_cpu(photos, tmp_path):
+    config = _write_config(tmp_path / "c.toml")
+    run = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+         f"--master_port={_free_port()}", "-m", "deepfill", "train", "--data", str(photos), "--out", str(run),
+         "--config", str(config), "--steps", "2"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in run.iterdir() if p.suffix == ".pt") == [CHECKPOINT]
+    state = torch.load(run / CHECKPOINT, weights_only=True)
+    assert state["step"] == 2 and state["images_seen"] == 2 * 2 * 2  # steps x ranks x batch
