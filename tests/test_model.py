@@ -65,3 +65,22 @@ def test_critics_score_batches():
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     assert local_critic(64, cnum=4)(x).shape == (2, 1)
     assert global_critic(64, cnum=4)(x).shape == (2, 1)
+
+
+@pytest.mark.parametrize("box", [(40, 80, 100, 150), (0, 20, 0, 30), (150, 160, 180, 200)])
+def test_hole_only_attention_is_exact_inside_the_hole(box):
+    """Attending only near the hole leaves every hole pixel of the output unchanged."""
+    torch.manual_seed(0)
+    model = Generator(ModelConfig(cnum=8)).eval()
+    for p in model.parameters():  # weights large enough for differences to show
+        p.data.mul_(2)
+    x = torch.rand(1, 3, 160, 200) * 2 - 1
+    mask = torch.zeros(1, 1, 160, 200)
+    top, bottom, left, right = box
+    mask[..., top:bottom, left:right] = 1
+    with torch.no_grad():
+        _, full, _ = model(x, mask)
+        _, fast, _ = model(x, mask, hole_only=True)
+    hole = mask.expand_as(full) > 0
+    assert torch.allclose(full[hole], fast[hole], atol=1e-5)
+    assert not torch.allclose(full[~hole], fast[~hole], atol=1e-3)  # the restriction did restrict

@@ -141,7 +141,7 @@ class Inpainter:
         g = self.generator
         xp, mp, size = pad_to_multiple(to_model_range(x), m, g.pad_multiple, g.min_size)
         with self._autocast():
-            _, refined, flow = g(xp, mp, return_flow=return_flow)
+            _, refined, flow = g(xp, mp, return_flow=return_flow, hole_only=True)
         refined = crop_back(from_model_range(refined.float()), size)
         result = (refined * m + x * (1 - m)).clamp(0, 1).to(source_device)
         if not return_flow:

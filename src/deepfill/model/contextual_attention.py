@@ -59,6 +59,7 @@ def contextual_attention(
     softmax_scale: float = 10.0,
     fuse: bool = True,
     return_flow: bool = False,
+    region: tuple[int, int, int, int] | None = None,
     max_chunk_elements: int = MAX_CHUNK_ELEMENTS,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Fill ``f`` with patches of ``b``.
@@ -67,6 +68,9 @@ def contextual_attention(
         f: foreground features [B, C, H, W]; b: background features [B, C, H, W].
         mask: [B, 1, H, W], 1 = hole, at the feature resolution; background patches that touch
             the hole are never attended to. ``None`` means no hole.
+        region: (top, bottom, left, right) in downscaled (H/rate, W/rate) foreground positions:
+            attend only from there. The output outside what those positions paste back to is
+            zero and the flow there is 0. ``None`` means everywhere.
     Returns:
         y: [B, C, H, W]. flow: [B, 2, H/rate, W/rate] integer (dy, dx) offset from each
         downscaled foreground position to the background patch it attends to most, or None.
@@ -88,6 +92,8 @@ def contextual_attention(
     hd, wd = fd.shape[-2:]
     locations = hd * wd
     pad = ksize // 2
+    top, bottom, left, right = region if region is not None else (0, hd, 0, wd)
+    top, left, bottom, right = max(0, top), max(0, left), min(hd, bottom), min(wd, right)
 
     # 3. Valid background patches: the whole ksize x ksize mask patch is known.
     if mask is None:
@@ -99,36 +105,42 @@ def contextual_attention(
     # 4. Matching filters: background patches, each normalized to unit length.
     w = F.unfold(bd, ksize, padding=pad)  # [B, C*k*k, Lb]
     w = w / w.norm(dim=1, keepdim=True).clamp_min(1e-4)
-    fg = F.unfold(fd, ksize, padding=pad).transpose(1, 2)  # [B, Lf, C*k*k]
+    fg = F.unfold(fd, ksize, padding=pad).transpose(1, 2).view(batch, hd, wd, -1)  # [B, Hf, Wf, C*k*k]
 
     radius = fuse_k // 2 if fuse else 0
-    rows_per_chunk = max(1, max_chunk_elements // (batch * wd * locations) - 2 * radius)
-    cols = raw.new_empty(batch, raw.shape[1], locations)
-    flow_index = torch.empty(batch, locations, dtype=torch.long, device=f.device) if return_flow else None
+    c0, c1 = max(0, left - radius), min(wd, right + radius)  # columns plus the fuse halo
+    rows_per_chunk = max(1, max_chunk_elements // (batch * (c1 - c0) * locations) - 2 * radius)
+    cols = raw.new_zeros(batch, raw.shape[1], hd, wd)
+    flow_index = None
+    if return_flow:
+        here = torch.arange(locations, device=f.device).view(1, hd, wd)
+        flow_index = here.expand(batch, hd, wd).clone()  # positions outside the region: no offset
 
-    for r0 in range(0, hd, rows_per_chunk):
-        r1 = min(hd, r0 + rows_per_chunk)
+    for r0 in range(top, bottom, rows_per_chunk):
+        r1 = min(bottom, r0 + rows_per_chunk)
         h0, h1 = max(0, r0 - radius), min(hd, r1 + radius)  # rows plus the fuse halo
-        scores = torch.bmm(fg[:, h0 * wd : h1 * wd], w).float()  # [B, rows*Wf, Lb]
+        queries = fg[:, h0:h1, c0:c1].reshape(batch, -1, fg.shape[-1])
+        scores = torch.bmm(queries, w).float()  # [B, rows*cols, Lb]
         if fuse:
-            scores = _propagate(scores.view(batch, h1 - h0, wd, hd, wd), fuse_k)
-            scores = scores[:, r0 - h0 : r1 - h0].reshape(batch, (r1 - r0) * wd, locations)
+            scores = _propagate(scores.view(batch, h1 - h0, c1 - c0, hd, wd), fuse_k)
+        scores = scores.view(batch, h1 - h0, c1 - c0, locations)[:, r0 - h0 : r1 - h0, left - c0 : right - c0]
+        scores = scores.reshape(batch, -1, locations)
         # 5-6. Exclude invalid patches, softmax over background patches, exclude again.
         scores = scores * valid[:, None]
         attention = torch.softmax(scores * softmax_scale, dim=-1) * valid[:, None]
         if flow_index is not None:
-            flow_index[:, r0 * wd : r1 * wd] = attention.argmax(-1)
+            flow_index[:, r0:r1, left:right] = attention.argmax(-1).view(batch, r1 - r0, right - left)
         # 7. Paste back: each foreground position is a weighted sum of raw patches.
-        cols[:, :, r0 * wd : r1 * wd] = torch.bmm(raw, attention.transpose(1, 2).to(raw.dtype))
+        pasted = torch.bmm(raw, attention.transpose(1, 2).to(raw.dtype))  # [B, C*kraw*kraw, rows*cols]
+        cols[:, :, r0:r1, left:right] = pasted.view(batch, -1, r1 - r0, right - left)
 
-    y = F.fold(cols, (height, width), kraw, stride=rate, padding=rate // 2) / 4.0
+    y = F.fold(cols.view(batch, raw.shape[1], locations), (height, width), kraw, stride=rate, padding=rate // 2) / 4.0
 
     flow = None
     if flow_index is not None:
         ys = torch.arange(hd, device=f.device).view(1, hd, 1)
         xs = torch.arange(wd, device=f.device).view(1, 1, wd)
-        index = flow_index.view(batch, hd, wd)
-        flow = torch.stack([index // wd - ys, index % wd - xs], dim=1)
+        flow = torch.stack([flow_index // wd - ys, flow_index % wd - xs], dim=1)
     return y, flow
 
 
@@ -143,12 +155,16 @@ class ContextualAttention(nn.Module):
         self.softmax_scale, self.fuse = softmax_scale, fuse
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None, return_flow: bool = False
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None,
+        return_flow: bool = False,
+        region: tuple[int, int, int, int] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         return contextual_attention(
             x, x, mask,
             ksize=self.ksize, rate=self.rate, fuse_k=self.fuse_k,
-            softmax_scale=self.softmax_scale, fuse=self.fuse, return_flow=return_flow,
+            softmax_scale=self.softmax_scale, fuse=self.fuse, return_flow=return_flow, region=region,
         )
 
 

@@ -26,6 +26,10 @@ class Generator(nn.Module):
     pad_multiple = 8
     # Reflect padding of the rate-16 dilated convs at 1/4 resolution needs > 16 pixels there.
     min_size = 72
+    # Attention positions (1/8 of the image) within this distance of a hole pixel's position can
+    # reach it through the layers after the attention (receptive field: 7 feature pixels at 1/4
+    # resolution, which the 4x4 paste-back spreads over 4.5 positions at 1/8).
+    attention_reach = 6
 
     def __init__(self, config: ModelConfig = ModelConfig()) -> None:
         super().__init__()
@@ -103,10 +107,29 @@ class Generator(nn.Module):
             h = layer(h)
         return h.clamp(-1, 1)
 
+    def attention_region(self, mask: torch.Tensor) -> tuple[int, int, int, int]:
+        """The box of attention positions that can influence any hole pixel of the batch.
+
+        Outside it, the refined output differs only at known pixels, which compositing replaces,
+        so attending from this box alone gives the same inpainted image.
+        """
+        stride = 4 * self.config.ca_rate
+        rows = torch.nonzero(mask.amax(dim=(0, 1, 3)) > 0.5)
+        cols = torch.nonzero(mask.amax(dim=(0, 1, 2)) > 0.5)
+        if rows.numel() == 0:
+            return 0, 0, 0, 0
+        reach = self.attention_reach
+        return (int(rows[0]) // stride - reach, int(rows[-1]) // stride + 1 + reach,
+                int(cols[0]) // stride - reach, int(cols[-1]) // stride + 1 + reach)
+
     def refine(
-        self, x: torch.Tensor, coarse: torch.Tensor, mask: torch.Tensor, return_flow: bool = False
+        self, x: torch.Tensor, coarse: torch.Tensor, mask: torch.Tensor, return_flow: bool = False,
+        hole_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Stage 2: refine the pasted coarse result; returns (refined, attention flow or None)."""
+        """Stage 2: refine the pasted coarse result; returns (refined, attention flow or None).
+
+        ``hole_only`` computes the attention only where it can change hole pixels (inference).
+        """
         h_in = self._input(coarse * mask + x * (1 - mask), mask)
         h = h_in
         for layer in (self.xconv1, self.xconv2_downsample, self.xconv3, self.xconv4_downsample,
@@ -122,7 +145,8 @@ class Generator(nn.Module):
         flow = None
         if self.config.attention == "contextual":
             mask_small = F.interpolate(mask, size=h.shape[-2:], mode="nearest")
-            h, flow = self.contextual_attention(h, mask_small, return_flow=return_flow)
+            region = self.attention_region(mask) if hole_only else None
+            h, flow = self.contextual_attention(h, mask_small, return_flow=return_flow, region=region)
         h = self.pmconv10(self.pmconv9(h))
 
         h = torch.cat([hallucinated, h], dim=1)
@@ -132,14 +156,18 @@ class Generator(nn.Module):
         return h.clamp(-1, 1), flow
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor, return_flow: bool = False
+        self, x: torch.Tensor, mask: torch.Tensor, return_flow: bool = False, hole_only: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """x: [B, 3, H, W] in [-1, 1]; mask: [B, 1, H, W], 1 = hole. Returns (coarse, refined, flow)."""
+        """x: [B, 3, H, W] in [-1, 1]; mask: [B, 1, H, W], 1 = hole. Returns (coarse, refined, flow).
+
+        With ``hole_only`` the refined output is exact inside the hole only (see
+        :meth:`attention_region`); use it when the result is composited, as at inference.
+        """
         if x.dim() != 4 or x.shape[1] != 3 or mask.shape != (x.shape[0], 1, *x.shape[2:]):
             raise ValueError(f"expected x [B, 3, H, W] and mask [B, 1, H, W], got {tuple(x.shape)} and {tuple(mask.shape)}")
         height, width = x.shape[-2:]
         if height % self.pad_multiple or width % self.pad_multiple:
             raise ValueError(f"height and width must be multiples of {self.pad_multiple}, got {height}x{width}")
         coarse = self.coarse(x, mask)
-        refined, flow = self.refine(x, coarse, mask, return_flow)
+        refined, flow = self.refine(x, coarse, mask, return_flow, hole_only)
         return coarse, refined, flow
