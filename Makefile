@@ -5,14 +5,19 @@ PY := $(VENV)/bin/python
 # The CPU wheel of torch; a bare `torch` would pull gigabytes of CUDA packages.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: setup demo test test-all browser-deps clean
+.PHONY: setup setup-dev demo test test-all browser-deps clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.core
+setup-dev: $(VENV)/.dev
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+$(VENV)/.core: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH_PIN)
-	$(PY) -m pip install -q -e ".[serve,eval,dev]"
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.core
+	$(PY) -m pip install -q -e ".[serve,eval,train,dev]"
 	touch $@
 
 demo: setup
@@ -25,11 +30,11 @@ browser-deps:
 	   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) \
 	  || echo "note: could not install chromium; the browser test will be skipped"; }
 
-test: setup browser-deps
+test: setup-dev browser-deps
 	$(PY) -m pytest -q
 
 # Everything, including the slow checks CI skips.
-test-all: setup browser-deps
+test-all: setup-dev browser-deps
 	$(PY) -m pytest -q -m ""
 
 clean:
