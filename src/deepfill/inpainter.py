@@ -2,14 +2,13 @@
 
 Strategy: images whose long side is at most ``max_size`` go through the network whole (padded
 to a multiple of 8, then cropped back). Larger images are handled region by region: each hole's
-bounding box plus a context margin is cut out, downscaled to ``max_size`` when larger, filled,
+bounding box plus a context margin is cut out, downscaled to ``crop_size`` when larger, filled,
 scaled back, and only its hole pixels are pasted, so memory and time depend on the holes, not
 on the photo.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -85,8 +84,10 @@ class Inpainter:
         generator: the network (its weights are moved to ``device``).
         card: the model card of the weights, kept for reporting.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or a torch device.
-        dtype: ``"float32"``, or ``"bfloat16"``/``"float16"`` for autocast inference.
-        max_size: long side up to which an image is processed whole; larger crops are downscaled.
+        dtype: ``"float32"``, or ``"bfloat16"``/``"float16"``: weights and activations in that
+            type and channels-last layout (the attention softmax stays in float32).
+        max_size: long side up to which an image is processed whole.
+        crop_size: long side to which the regions of larger images are downscaled when larger.
     """
 
     def __init__(
@@ -96,14 +97,18 @@ class Inpainter:
         device: str | torch.device = "auto",
         dtype: str = "float32",
         max_size: int = 1024,
+        crop_size: int = 512,
     ) -> None:
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         self.device = resolve_device(device)
         self.dtype = DTYPES[dtype]
         self.generator = generator.to(self.device).eval()
+        if self.dtype != torch.float32:
+            self.generator.to(self.dtype, memory_format=torch.channels_last)
         self.card = card or {}
         self.max_size = max_size
+        self.crop_size = crop_size
 
     @classmethod
     def from_pretrained(cls, weights: str | Path | None = None, **kwargs: Any) -> "Inpainter":
@@ -115,11 +120,6 @@ class Inpainter:
     def is_trained(self) -> bool:
         """False for the placeholder weights shipped before a trained model exists."""
         return bool(self.card.get("trained", True))
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.dtype == torch.float32:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
 
     def inpaint_tensor(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         """Fill a batch: images [B, 3, H, W] in [0, 1], masks [B, 1, H, W] with 1 = hole.
@@ -140,8 +140,9 @@ class Inpainter:
         m = (masks.to(self.device, torch.float32) > 0.5).float()
         g = self.generator
         xp, mp, size = pad_to_multiple(to_model_range(x), m, g.pad_multiple, g.min_size)
-        with self._autocast():
-            _, refined, flow = g(xp, mp, return_flow=return_flow, hole_only=True)
+        if self.dtype != torch.float32:
+            xp, mp = xp.to(self.dtype).contiguous(memory_format=torch.channels_last), mp.to(self.dtype)
+        _, refined, flow = g(xp, mp, return_flow=return_flow, hole_only=True)
         refined = crop_back(from_model_range(refined.float()), size)
         result = (refined * m + x * (1 - m)).clamp(0, 1).to(source_device)
         if not return_flow:
@@ -150,12 +151,14 @@ class Inpainter:
         flow_image = F.interpolate(flow_image, size=xp.shape[-2:], mode="nearest")
         return result, crop_back(flow_image, size).to(source_device)
 
-    def _fill_region(self, rgb: np.ndarray, hole: np.ndarray, return_flow: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """Run the network on one region (downscaled to ``max_size`` when larger)."""
+    def _fill_region(
+        self, rgb: np.ndarray, hole: np.ndarray, return_flow: bool, limit: int
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Run the network on one region, downscaled first when its long side exceeds ``limit``."""
         height, width = hole.shape
         x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
         m = torch.from_numpy(hole)[None, None].float()
-        scale = min(1.0, self.max_size / max(height, width))
+        scale = min(1.0, limit / max(height, width))
         if scale < 1.0:
             small = (max(1, round(height * scale)), max(1, round(width * scale)))
             x_small = F.interpolate(x, size=small, mode="bilinear", antialias=True, align_corners=False)
@@ -173,12 +176,12 @@ class Inpainter:
         """Fill float [H, W, 3] ``rgb`` in [0, 1] where bool [H, W] ``hole``; returns (rgb, flow image or None)."""
         height, width = hole.shape
         if max(height, width) <= self.max_size:
-            return self._fill_region(rgb, hole, return_flow)
+            return self._fill_region(rgb, hole, return_flow, self.max_size)
         filled = rgb.copy()
         flow = np.ones_like(rgb) if return_flow else None
         for top, left, bottom, right in hole_regions(hole):
             region_hole = hole[top:bottom, left:right]
-            out, region_flow = self._fill_region(rgb[top:bottom, left:right], region_hole, return_flow)
+            out, region_flow = self._fill_region(rgb[top:bottom, left:right], region_hole, return_flow, self.crop_size)
             filled[top:bottom, left:right][region_hole] = out[region_hole]
             if flow is not None:
                 flow[top:bottom, left:right] = region_flow
