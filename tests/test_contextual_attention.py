@@ -122,3 +122,19 @@ def test_flow_colours():
     assert image.shape == (1, 3, 2, 2)
     assert torch.allclose(image[0, :, 0, 0], torch.ones(3))  # zero offset is white
     assert image[0, :, 0, 1].min() < 0.5  # a saturated colour
+
+
+def test_align_corners_downscale_matches_tf_indices():
+    from deepfill.model.contextual_attention import downscale_nearest
+
+    x = torch.arange(64.0).view(1, 1, 1, 64).expand(1, 1, 2, 64)
+    picked = downscale_nearest(x, (1, 32), align_corners=True)[0, 0, 0].long().tolist()
+    # round(i * 63 / 31): every other pixel for the first half, then shifted by one.
+    assert picked[:16] == list(range(0, 32, 2)) and picked[16] == 33 and picked[-1] == 63
+    assert downscale_nearest(x, (1, 32))[0, 0, 0].long().tolist() == list(range(0, 64, 2))
+
+
+def test_align_corners_attention_runs_with_holes():
+    f, b, mask = _inputs(4, size=(12, 16))
+    y, _ = contextual_attention(f, b, mask, align_corners=True)
+    assert y.shape == f.shape and torch.isfinite(y).all()

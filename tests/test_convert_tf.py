@@ -220,7 +220,7 @@ def test_converted_values_match_the_tensorflow_fixture(converted: Path):
 
 def test_converted_card_and_forward_pass(converted: Path):
     generator, card = load_generator(converted)
-    assert card["trained"] is True and card["resize"] == "tf-nearest"
+    assert card["trained"] is True and card["model_config"]["resize"] == "align_corners"
     assert card["model_config"]["padding"] == "zeros" and card["model_config"]["cnum"] == 2
     assert card["source"]["checkpoint"].endswith("snap-10") and card["dtype"] == "float32"
     g = torch.Generator().manual_seed(0)

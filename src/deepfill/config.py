@@ -28,6 +28,9 @@ class ModelConfig:
     cnum: int = 32
     padding: Literal["reflect", "zeros"] = "reflect"
     attention: Literal["contextual", "none"] = "contextual"
+    # Nearest-neighbour downscaling of the mask and of the attention inputs: "floor" takes every
+    # k-th pixel; "align_corners" reproduces the released TF code (converted official weights).
+    resize: Literal["floor", "align_corners"] = "floor"
     ca_ksize: int = 3
     ca_stride: int = 1
     ca_rate: int = 2
@@ -40,6 +43,8 @@ class ModelConfig:
             raise ValueError(f"padding must be 'reflect' or 'zeros', got {self.padding!r}")
         if self.attention not in ("contextual", "none"):
             raise ValueError(f"attention must be 'contextual' or 'none', got {self.attention!r}")
+        if self.resize not in ("floor", "align_corners"):
+            raise ValueError(f"resize must be 'floor' or 'align_corners', got {self.resize!r}")
         if self.cnum < 1:
             raise ValueError(f"cnum must be positive, got {self.cnum}")
 

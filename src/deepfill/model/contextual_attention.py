@@ -27,6 +27,24 @@ from torch import nn
 MAX_CHUNK_ELEMENTS = 2**25
 
 
+def downscale_nearest(x: torch.Tensor, size: tuple[int, int], align_corners: bool = False) -> torch.Tensor:
+    """Nearest-neighbour resize of [B, C, H, W] to ``size``.
+
+    ``align_corners=False`` samples index floor(i * in / out) (every k-th pixel for a factor k);
+    ``True`` samples round(i * (in - 1) / (out - 1)), as TF's ``resize_nearest_neighbor`` with
+    ``align_corners=True`` in the released DeepFill code.
+    """
+    if not align_corners:
+        return F.interpolate(x, size=size, mode="nearest")
+    indices = []
+    for n_in, n_out in zip(x.shape[-2:], size):
+        scale = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+        positions = torch.arange(n_out, dtype=torch.float64) * scale
+        # std::round (half away from zero) on non-negative values, clamped like TF.
+        indices.append(torch.floor(positions + 0.5).long().clamp_max(n_in - 1).to(x.device))
+    return x.index_select(-2, indices[0]).index_select(-1, indices[1])
+
+
 def _propagate(scores: torch.Tensor, fuse_k: int) -> torch.Tensor:
     """ŝ(y,x,y',x') = Σ_{i,j} s(y+i, x+j, y'+i, x'+j) over a fuse_k x fuse_k window.
 
@@ -60,6 +78,7 @@ def contextual_attention(
     fuse: bool = True,
     return_flow: bool = False,
     region: tuple[int, int, int, int] | None = None,
+    align_corners: bool = False,
     max_chunk_elements: int = MAX_CHUNK_ELEMENTS,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Fill ``f`` with patches of ``b``.
@@ -71,6 +90,7 @@ def contextual_attention(
         region: (top, bottom, left, right) in downscaled (H/rate, W/rate) foreground positions:
             attend only from there. The output outside what those positions paste back to is
             zero and the flow there is 0. ``None`` means everywhere.
+        align_corners: downscale as TF's ``align_corners=True`` nearest (see :func:`downscale_nearest`).
     Returns:
         y: [B, C, H, W]. flow: [B, 2, H/rate, W/rate] integer (dy, dx) offset from each
         downscaled foreground position to the background patch it attends to most, or None.
@@ -87,9 +107,10 @@ def contextual_attention(
     kraw = 2 * rate
     raw = F.unfold(F.pad(b, (rate // 2,) * 4), kraw, stride=rate)  # [B, C*kraw*kraw, Lb]
 
-    # 2. Downscale by nearest neighbour (TF legacy: takes every rate-th pixel).
-    fd, bd = f[..., ::rate, ::rate], b[..., ::rate, ::rate]
-    hd, wd = fd.shape[-2:]
+    # 2. Downscale by nearest neighbour.
+    hd, wd = height // rate, width // rate
+    fd = downscale_nearest(f, (hd, wd), align_corners)
+    bd = downscale_nearest(b, (hd, wd), align_corners)
     locations = hd * wd
     pad = ksize // 2
     top, bottom, left, right = region if region is not None else (0, hd, 0, wd)
@@ -99,7 +120,7 @@ def contextual_attention(
     if mask is None:
         valid = b.new_ones(batch, locations, dtype=torch.float32)
     else:
-        md = mask[..., ::rate, ::rate].float()
+        md = downscale_nearest(mask.float(), (hd, wd), align_corners)
         valid = (F.unfold(md, ksize, padding=pad).sum(1) == 0).float()  # [B, Lb]
 
     # 4. Matching filters: background patches, each normalized to unit length.
@@ -148,11 +169,12 @@ class ContextualAttention(nn.Module):
     """Module wrapper around :func:`contextual_attention` (background = foreground)."""
 
     def __init__(
-        self, ksize: int = 3, rate: int = 2, fuse_k: int = 3, softmax_scale: float = 10.0, fuse: bool = True
+        self, ksize: int = 3, rate: int = 2, fuse_k: int = 3, softmax_scale: float = 10.0, fuse: bool = True,
+        align_corners: bool = False,
     ) -> None:
         super().__init__()
         self.ksize, self.rate, self.fuse_k = ksize, rate, fuse_k
-        self.softmax_scale, self.fuse = softmax_scale, fuse
+        self.softmax_scale, self.fuse, self.align_corners = softmax_scale, fuse, align_corners
 
     def forward(
         self,
@@ -165,6 +187,7 @@ class ContextualAttention(nn.Module):
             x, x, mask,
             ksize=self.ksize, rate=self.rate, fuse_k=self.fuse_k,
             softmax_scale=self.softmax_scale, fuse=self.fuse, return_flow=return_flow, region=region,
+            align_corners=self.align_corners,
         )
 
 

@@ -7,11 +7,10 @@ mechanical key map. Inputs and outputs are in [-1, 1]; masks are [B, 1, H, W] wi
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from deepfill.config import ModelConfig
-from deepfill.model.contextual_attention import ContextualAttention
+from deepfill.model.contextual_attention import ContextualAttention, downscale_nearest
 from deepfill.model.layers import GenConv, GenUpConv
 
 
@@ -78,7 +77,8 @@ class Generator(nn.Module):
         self.pmconv5 = conv(4 * c, 4 * c)
         self.pmconv6 = conv(4 * c, 4 * c, activation="relu")
         self.contextual_attention = ContextualAttention(
-            config.ca_ksize, config.ca_rate, config.ca_fuse_k, config.ca_softmax_scale, config.ca_fuse
+            config.ca_ksize, config.ca_rate, config.ca_fuse_k, config.ca_softmax_scale, config.ca_fuse,
+            align_corners=config.resize == "align_corners",
         )
         self.pmconv9 = conv(4 * c, 4 * c)
         self.pmconv10 = conv(4 * c, 4 * c)
@@ -144,7 +144,7 @@ class Generator(nn.Module):
             h = layer(h)
         flow = None
         if self.config.attention == "contextual":
-            mask_small = F.interpolate(mask, size=h.shape[-2:], mode="nearest")
+            mask_small = downscale_nearest(mask, h.shape[-2:], self.config.resize == "align_corners")
             region = self.attention_region(mask) if hole_only else None
             h, flow = self.contextual_attention(h, mask_small, return_flow=return_flow, region=region)
         h = self.pmconv10(self.pmconv9(h))

@@ -170,7 +170,7 @@ def infer_generator_cnum(ckpt: TFCheckpoint) -> int:
 def convert_generator(ckpt: TFCheckpoint) -> Generator:
     """The v1 generator of ``ckpt`` (padding "zeros", as TF "SAME"), RGB in and out."""
     cnum = infer_generator_cnum(ckpt)
-    generator = Generator(ModelConfig(cnum=cnum, padding="zeros"))
+    generator = Generator(ModelConfig(cnum=cnum, padding="zeros", resize="align_corners"))
     state = _load_tensors(ckpt, generator, generator_key_map(), "generator")
     for layer in BGR_INPUT_LAYERS:
         key = f"{_torch_layer_prefix(layer)}.weight"
@@ -315,10 +315,10 @@ def convert_checkpoint(
         "trained": True,
         "source": {"checkpoint": str(ckpt.prefix.resolve()), "format": "tensorflow-v1-checkpoint",
                    "channel_order": "BGR in the checkpoint; converted to RGB"},
-        "resize": "tf-nearest",
         "parity_notes": (
             "For parity with the released TF code: zero 'SAME' padding (model_config.padding = 'zeros') and "
-            "TF nearest-neighbour resizing (align_corners=True) in contextual attention. deepfill's contextual "
+            "TF nearest-neighbour resizing with align_corners=True (model_config.resize = 'align_corners'). "
+            "deepfill's contextual "
             "attention computes the valid-patch mask per sample (TF: from batch element 0) and propagates "
             "scores over a 2-D neighbourhood without row wrap-around, so outputs differ slightly from TF."
         ),
