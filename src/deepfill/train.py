@@ -171,6 +171,13 @@ class _StepDataset(torch.utils.data.Dataset):
         return self.dataset.sample(position)
 
 
+def _ignore_stop_signals(_worker_id: int) -> None:
+    """DataLoader workers leave SIGINT/SIGTERM to the main process, which checkpoints and stops
+    them; otherwise Ctrl-C (sent to the whole process group) would kill them mid-batch."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class _PositionSampler(torch.utils.data.Sampler):
     def __init__(self, batches: StepBatches, start_step: int) -> None:
         self.batches, self.start_step = batches, start_step
@@ -325,10 +332,11 @@ class Trainer:
         rng = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
         x, m, boxes = self._batch(step, images[-1])
         pretrain = step < cfg.pretrain_coarse_steps
+        adversarial = not pretrain and cfg.gan_loss_alpha > 0  # without a GAN loss the critics idle
         stats: dict[str, float] = {}
 
         # Extra critic updates on their own batches (the released code's 5 critic steps).
-        if not pretrain:
+        if adversarial:
             for extra in images[:-1]:
                 xe, me, boxes_e = self._batch(step, extra)
                 with torch.no_grad(), self._autocast():
@@ -354,6 +362,7 @@ class Trainer:
             refined = refined.float()
             l1 = l1 + losses.discounted_l1(local(refined), local(x), cfg.gamma)
             ae = ae + losses.known_region_l1(refined, x, m)
+        if adversarial:
             fake = refined * m + x * (1 - m)
             # Critic update on this batch, then the generator's adversarial loss.
             d_loss, d_stats = self._critic_loss(x, fake.detach(), m, boxes, rng)
@@ -411,6 +420,13 @@ class Trainer:
         log.info("signal %d: saving a checkpoint and stopping", signum)
         self.stop_requested = True
 
+    def _batches_per_step(self) -> int:
+        """One batch per critic update and the generator's; one when the critics idle."""
+        cfg = self.config
+        if self.step < cfg.pretrain_coarse_steps or cfg.gan_loss_alpha == 0:
+            return 1
+        return max(1, cfg.critic_steps)
+
     def fit(self, steps: int | None = None) -> int:
         """Train until ``steps`` (total, counting resumed steps) or a stop signal; returns the step."""
         from tqdm import tqdm
@@ -420,7 +436,7 @@ class Trainer:
         loader = torch.utils.data.DataLoader(
             _StepDataset(self.dataset), batch_size=cfg.batch_size,
             sampler=_PositionSampler(self.batches, self.step), num_workers=cfg.num_workers,
-            persistent_workers=False, pin_memory=self.device.type == "cuda",
+            pin_memory=self.device.type == "cuda", worker_init_fn=_ignore_stop_signals,
         )
         writer = self._writer() if self.info.is_main else None
         if threading_main():
@@ -432,7 +448,7 @@ class Trainer:
         last_log = time.perf_counter()
         try:
             while self.step < end and not self.stop_requested:
-                passes = 1 if self.step < cfg.pretrain_coarse_steps else max(1, cfg.critic_steps)
+                passes = self._batches_per_step()
                 images = [next(batches) for _ in range(passes)]
                 started = time.perf_counter()
                 stats = self.train_step(self.step, images)
