@@ -79,7 +79,7 @@ def contextual_attention(
     return_flow: bool = False,
     region: tuple[int, int, int, int] | None = None,
     align_corners: bool = False,
-    max_chunk_elements: int = MAX_CHUNK_ELEMENTS,
+    max_chunk_elements: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Fill ``f`` with patches of ``b``.
 
@@ -91,6 +91,7 @@ def contextual_attention(
             attend only from there. The output outside what those positions paste back to is
             zero and the flow there is 0. ``None`` means everywhere.
         align_corners: downscale as TF's ``align_corners=True`` nearest (see :func:`downscale_nearest`).
+        max_chunk_elements: bound on one chunk of the score matrix (default ``MAX_CHUNK_ELEMENTS``).
     Returns:
         y: [B, C, H, W]. flow: [B, 2, H/rate, W/rate] integer (dy, dx) offset from each
         downscaled foreground position to the background patch it attends to most, or None.
@@ -130,7 +131,8 @@ def contextual_attention(
 
     radius = fuse_k // 2 if fuse else 0
     c0, c1 = max(0, left - radius), min(wd, right + radius)  # columns plus the fuse halo
-    rows_per_chunk = max(1, max_chunk_elements // (batch * (c1 - c0) * locations) - 2 * radius)
+    chunk_elements = max_chunk_elements or MAX_CHUNK_ELEMENTS
+    rows_per_chunk = max(1, chunk_elements // (batch * (c1 - c0) * locations) - 2 * radius)
     cols = raw.new_zeros(batch, raw.shape[1], hd, wd)
     flow_index = None
     if return_flow:
