@@ -150,12 +150,12 @@ def load_crop(path: str | Path, size: int) -> np.ndarray:
 class DeepfillMethod:
     """The network as a harness method, through ``Inpainter.inpaint_tensor``."""
 
-    def __init__(self, weights: str | Path | None = None, device: str = "auto"):
+    def __init__(self, weights: str | Path | None = None, device: str = "auto", dtype: str = "float32"):
         try:
             from deepfill.inpainter import Inpainter
         except ImportError as exc:
             raise MethodUnavailable(f"the inpainter is not available: {exc}") from exc
-        self.inpainter = Inpainter.from_pretrained(weights, device=device)
+        self.inpainter = Inpainter.from_pretrained(weights, device=device, dtype=dtype)
         card = getattr(self.inpainter, "card", {}) or {}
         self.description = f"deepfill weights: {card.get('name', weights or 'bundled')}"
         if card.get("trained", True) is False:
@@ -175,7 +175,7 @@ class DeepfillMethod:
 
 
 def build_methods(
-    names: Iterable[str], weights: str | Path | None = None, device: str = "auto"
+    names: Iterable[str], weights: str | Path | None = None, device: str = "auto", dtype: str = "float32"
 ) -> tuple[dict[str, Method], list[str]]:
     """Build the named methods in order, skipping (with a logged notice) those unavailable here.
 
@@ -189,7 +189,7 @@ def build_methods(
         if name not in METHOD_NAMES:
             raise InputError(f"unknown method {name!r}; choose from {', '.join(METHOD_NAMES)}")
         try:
-            methods[name] = DeepfillMethod(weights, device) if name == "deepfill" else make_baseline(name)
+            methods[name] = DeepfillMethod(weights, device, dtype) if name == "deepfill" else make_baseline(name)
         except MethodUnavailable as exc:
             notes.append(f"skipped {name}: {exc}")
             logger.warning(notes[-1])
@@ -466,6 +466,7 @@ def evaluate(
     limit: int | None = None,
     weights: str | Path | None = None,
     device: str = "auto",
+    dtype: str = "float32",
     grid_rows: int = 4,
     overwrite: bool = False,
     progress: bool = True,
@@ -476,7 +477,7 @@ def evaluate(
         raise InputError(f"--limit must be at least 1, got {limit}")
     files = list_images(images_dir)[:limit]
     out = prepare_out_dir(out_dir, overwrite)
-    built, notes = build_methods(methods, weights, device)
+    built, notes = build_methods(methods, weights, device, dtype)
     logger.info("evaluating %s on %d images with %s", proto.name, len(files), ", ".join(built))
     result = run_evaluation(files, proto, built, grid_rows=grid_rows, progress=progress)
     result.notes = notes

@@ -24,6 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
     p.add_argument("--weights", default=None, help="deepfill weights file (default: the bundled model)")
     p.add_argument("--device", default="auto", help="device for deepfill: auto, cpu, cuda, ... (default: auto)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                   help="precision of deepfill's inference (default: float32)")
     p.add_argument("--grid", type=int, default=4, metavar="N", help="rows of the results grid (default: 4)")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty report folder")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -42,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         weights=args.weights,
         device=args.device,
+        dtype=args.dtype,
         grid_rows=max(0, args.grid),
         overwrite=args.overwrite,
         progress=not args.no_progress,
