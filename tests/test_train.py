@@ -154,3 +154,14 @@ def test_ddp_two_processes_on_cpu(photos, tmp_path):
     assert sorted(p.name for p in run.iterdir() if p.suffix == ".pt") == [CHECKPOINT]
     state = torch.load(run / CHECKPOINT, weights_only=True)
     assert state["step"] == 2 and state["images_seen"] == 2 * 2 * 2  # steps x ranks x batch
+
+
+def test_init_carries_the_training_history(photos, tmp_path):
+    config = TrainConfig(**TINY)
+    Trainer(config, photos, tmp_path / "first").fit(2)
+    second = Trainer(config, photos, tmp_path / "second", init=tmp_path / "first" / "generator.safetensors")
+    second.fit(3)
+    _, card = load_generator(tmp_path / "second" / "generator.safetensors")
+    assert [s["run"] for s in card["training_history"]] == ["first", "second"]
+    assert [s["steps"] for s in card["training_history"]] == [2, 3]
+    assert card["steps"] == 5 and card["images_seen"] == 5 * 2

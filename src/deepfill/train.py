@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import platform
 import signal
 import time
 import tomllib
@@ -32,7 +33,7 @@ from deepfill.model.contextual_attention import flow_to_image
 from deepfill.model.critics import global_critic, local_critic
 from deepfill.model.generator import Generator
 from deepfill.processing import from_model_range, to_model_range
-from deepfill.weights.io import save_generator
+from deepfill.weights.io import load_generator, save_generator
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,7 @@ class Trainer:
     """Owns the models, optimizers and step counter; :meth:`fit` runs the loop."""
 
     def __init__(self, config: TrainConfig, data: str | Path, run_dir: str | Path, resume: bool = False,
-                 info: Dist | None = None, device: torch.device | None = None) -> None:
+                 info: Dist | None = None, device: torch.device | None = None, init: str | Path | None = None) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
         self.info = info or Dist()
@@ -222,8 +223,17 @@ class Trainer:
         self.step = 0
         self.images_seen = 0
         self.train_seconds = 0.0
+        # Earlier stretches of training behind these weights (from --init weights or the checkpoint).
+        self.history: list[dict[str, Any]] = []
+        self._stretch: dict[str, Any] | None = None
         if resume:
             self.load_checkpoint(self.run_dir / CHECKPOINT)
+        elif init is not None:
+            generator, card = load_generator(init)
+            if generator.config != config.model:
+                raise ValueError(f"--init weights have model config {generator.config}, the run {config.model}")
+            self.generator.load_state_dict(generator.state_dict())
+            self.history = list(card.get("training_history", []))
         if self.info.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             # Coarse pretraining leaves the refinement network without gradients.
@@ -255,6 +265,7 @@ class Trainer:
             "train_seconds": self.train_seconds,
             "torch_rng": torch.get_rng_state(),
             "config": self.config.to_dict(),
+            "history": json.dumps(self.history),
         }
 
     def save_checkpoint(self) -> Path:
@@ -276,16 +287,27 @@ class Trainer:
         self.opt_d.load_state_dict(state["opt_d"])
         self.step, self.images_seen = state["step"], state["images_seen"]
         self.train_seconds = state.get("train_seconds", 0.0)
+        self.history = json.loads(state.get("history", "[]"))
         torch.set_rng_state(state["torch_rng"])
 
+    def training_history(self) -> list[dict[str, Any]]:
+        """Every stretch of training behind the current weights, the running one last."""
+        if self._stretch is None:
+            return list(self.history)
+        start = self._stretch
+        current = {**start["record"], "steps": self.step - start["step"],
+                   "images_seen": self.images_seen - start["images_seen"],
+                   "wall_seconds": round(time.time() - start["time"])}
+        return [*self.history, current]
+
     def export(self, path: Path) -> Path:
+        history = self.training_history()
         card = {
             "name": "deepfill-v1",
             "trained": True,
-            "steps": self.step,
-            "images_seen": self.images_seen,
-            "train_seconds": round(self.train_seconds),
-            "hardware": f"{self.info.world} x {self.device.type}",
+            "steps": sum(s["steps"] for s in history),
+            "images_seen": sum(s["images_seen"] for s in history),
+            "training_history": history,
             "train_config": {k: v for k, v in self.config.to_dict().items() if k != "model"},
         }
         return save_generator(_unwrap(self.generator), path, card)
@@ -443,6 +465,11 @@ class Trainer:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, self._request_stop)
         batches = iter(loader)
+        record = {"run": self.run_dir.name, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                  "hardware": hardware(self.device, self.info.world), "image_size": cfg.image_size,
+                  "batch_size": cfg.batch_size * self.info.world, "adversarial": cfg.gan_loss_alpha > 0,
+                  "amp": str(self.amp).removeprefix("torch.")}
+        self._stretch = {"record": record, "step": self.step, "images_seen": self.images_seen, "time": time.time()}
         bar = tqdm(total=end, initial=self.step, unit="step", disable=not self.info.is_main, dynamic_ncols=True)
         self.generator.train()
         last_log = time.perf_counter()
@@ -474,6 +501,8 @@ class Trainer:
                     self.save_checkpoint()
         finally:
             bar.close()
+            self.history = self.training_history()
+            self._stretch = None
             if self.info.is_main and self.step > 0:
                 self.save_checkpoint()
             if writer is not None:
@@ -495,6 +524,19 @@ class Trainer:
         if writer is not None:
             for key, value in values.items():
                 writer.add_scalar(key, value, self.step)
+
+
+def hardware(device: torch.device, world: int) -> str:
+    """A short description such as ``1 x AMD EPYC ... (2 threads)`` or ``8 x NVIDIA H100``."""
+    if device.type == "cuda":
+        return f"{world} x {torch.cuda.get_device_name(device)}"
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            name = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{world} x {name} ({torch.get_num_threads()} threads)"
 
 
 def threading_main() -> bool:

@@ -35,7 +35,6 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from deepfill.train import CHECKPOINT, Trainer, TrainConfig, setup_distributed
-    from deepfill.weights.io import load_generator
 
     overrides = {k: v for k, v in (("batch_size", args.batch_size), ("image_size", args.image_size),
                                    ("amp", args.amp), ("val_data", args.val_data)) if v is not None}
@@ -53,14 +52,12 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise InputError(f"bad training config: {exc}") from exc
     info, device = setup_distributed()
+    if args.init and args.resume:
+        raise InputError("--init starts a new run; it cannot be combined with --resume")
     try:
-        trainer = Trainer(config, args.data, args.out, resume=args.resume, info=info, device=device)
+        trainer = Trainer(config, args.data, args.out, resume=args.resume, info=info, device=device, init=args.init)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
-    if args.init and not args.resume:
-        generator, _ = load_generator(args.init)
-        trainer.generator.load_state_dict(generator.state_dict()) if info.world == 1 else \
-            trainer.generator.module.load_state_dict(generator.state_dict())
     step = trainer.fit(args.steps)
     if info.is_main:
         print(f"stopped at step {step}; checkpoint {checkpoint}, generator {args.out / 'generator.safetensors'}")
