@@ -34,6 +34,7 @@ def save_generator(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata={"format": FORMAT, "model_config": json.dumps(config)})
+    tmp.chmod(0o644)  # the writer creates its file private
     tmp.replace(path)
     card = {**card, "format": FORMAT, "model_config": config, "dtype": str(dtype).removeprefix("torch.")}
     card_path(path).write_text(json.dumps(card, indent=2) + "\n")
