@@ -17,21 +17,24 @@ import time
 
 import torch
 
-from deepfill.train import Trainer, TrainConfig
+from deepfill.train import Trainer, TrainConfig, setup_distributed
 
 
 def measure(data: str, size: int, batch: int, amp: str, steps: int, critic_steps: int, gan: bool) -> dict:
     config = TrainConfig(image_size=size, batch_size=batch, amp=amp, critic_steps=critic_steps, num_workers=0,
                          gan_loss_alpha=0.001 if gan else 0.0)
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(config, data, run_dir)
-        passes = trainer._batches_per_step()
+        _, device = setup_distributed()
+        trainer = Trainer(config, data, run_dir, device=device)
+        passes = trainer.batches.passes(1)
         images = [torch.stack([trainer.dataset.sample(i * batch + j) for j in range(batch)]) for i in range(passes)]
         trainer.train_step(0, images)  # warm-up
         times = []
         for step in range(1, steps + 1):
             start = time.perf_counter()
             trainer.train_step(step, images)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
             times.append(time.perf_counter() - start)
     seconds = statistics.median(times)
     return {"size": size, "batch": batch, "amp": amp, "gan": gan, "critic_steps": critic_steps if gan else 0,

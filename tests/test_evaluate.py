@@ -13,12 +13,12 @@ from PIL import Image
 
 from deepfill import cli
 from deepfill.errors import InputError
+from deepfill.data import list_images
 from deepfill.evaluate import (
     PROTOCOLS,
     area_bin,
     build_methods,
     format_table,
-    list_images,
     load_crop,
     protocol_mask,
     run_evaluation,

@@ -50,11 +50,14 @@ def test_gradient_penalty_ignores_gradients_outside_the_hole():
     assert torch.allclose(losses.gradient_penalty(critic2(x), x, mask), gp, rtol=1e-5)
 
 
-def test_spatial_discount_is_one_at_the_border_and_smallest_in_the_centre():
-    w = losses.spatial_discount(9, 9, 0.9)[0, 0]
-    assert w[0, 0] == 1 and w[0, 4] == 1
-    assert torch.isclose(w[4, 4], torch.tensor(0.9**4))
-    assert w.min() == w[4, 4] or w.min() == w[5, 5]
+def test_spatial_discount_follows_the_distance_to_known_pixels():
+    masks = torch.zeros(2, 1, 9, 12)
+    masks[0, :, 2:7, 2:7] = 1  # a 5 x 5 square: border pixels at distance 1, centre at 3
+    masks[1, :, 4, 1:11] = 1  # a thin line: every pixel next to a known one
+    w = losses.spatial_discount(masks, 0.9)
+    assert w[0, 0, 2, 2] == pytest.approx(0.9) and w[0, 0, 4, 4] == pytest.approx(0.9**3)
+    assert torch.all(w[masks == 0] == 0)
+    assert torch.allclose(w[1, 0, 4, 1:11], torch.full((10,), 0.9))
 
 
 def test_tiny_model_overfits_a_fixed_batch(photos, tmp_path):
@@ -68,8 +71,9 @@ def test_tiny_model_overfits_a_fixed_batch(photos, tmp_path):
     assert last < 0.5 * first, (first, last)
 
 
-def test_resume_continues_exactly(photos, tmp_path):
-    config = TrainConfig(**TINY)
+@pytest.mark.parametrize("critic_steps", [1, 2])
+def test_resume_continues_exactly(photos, tmp_path, critic_steps):
+    config = TrainConfig(**{**TINY, "critic_steps": critic_steps})
     Trainer(config, photos, tmp_path / "straight").fit(4)
     Trainer(config, photos, tmp_path / "interrupted").fit(2)
     Trainer(config, photos, tmp_path / "interrupted", resume=True).fit(4)

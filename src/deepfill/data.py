@@ -27,8 +27,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".p
 _READ_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
-def _manifest_train_files(root: Path) -> list[Path] | None:
-    """Train files listed in a ``manifest.csv`` written by ``deepfill data build``, if any."""
+def _manifest_files(root: Path, split: str) -> list[Path] | None:
+    """Files of ``split`` listed in a ``manifest.csv`` written by ``deepfill data build``, if any."""
     manifest = root / "manifest.csv"
     if not manifest.is_file():
         return None
@@ -36,22 +36,22 @@ def _manifest_train_files(root: Path) -> list[Path] | None:
         reader = csv.DictReader(f)
         if not reader.fieldnames or not {"split", "file"} <= set(reader.fieldnames):
             return None
-        return [root / row["file"] for row in reader if row["split"] == "train"]
+        return [root / row["file"] for row in reader if row["split"] == split]
 
 
-def list_images(source: str | Path) -> list[Path]:
+def list_images(source: str | Path, split: str = "train") -> list[Path]:
     """Image paths from a folder (recursive, sorted) or a file list (one path per line).
 
     In a file list, blank lines and ``#`` comments are ignored and relative paths are
     resolved against the list's folder. Hidden files and folders are skipped. A folder built
-    by ``deepfill data build`` (it has ``manifest.csv``) yields its train split only, so the
-    validation photos never leak into training.
+    by ``deepfill data build`` (it has ``manifest.csv``) yields its ``split`` ("train" or
+    "val") only, so the validation photos never leak into training.
     """
     path = Path(source)
     if path.is_dir():
-        from_manifest = _manifest_train_files(path)
+        from_manifest = _manifest_files(path, split)
         if from_manifest is not None:
-            logger.info("%s: using the %d train images of its manifest.csv", path, len(from_manifest))
+            logger.info("%s: using the %d %s images of its manifest.csv", path, len(from_manifest), split)
             files = from_manifest
         else:
             files = sorted(

@@ -29,12 +29,12 @@ from PIL import Image, ImageDraw, ImageOps
 
 from deepfill import masks as masklib
 from deepfill.baselines import BASELINES, Method, MethodUnavailable, make_baseline
+from deepfill.data import list_images
 from deepfill.errors import DeepfillError, InputError
 from deepfill.metrics import image_metrics, total_variation
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 METHOD_NAMES = ("deepfill", *BASELINES)  # deepfill, telea, ns, biharmonic, patchmatch, mean
 AREA_BINS = (0.0, 10.0, 20.0, 30.0, 40.0, 50.0)  # lower edges in % of the image; last is open
 METRIC_KEYS = ("l1", "l2", "psnr", "tv", "ssim", "l1_hole", "l2_hole", "psnr_hole")
@@ -111,20 +111,6 @@ def area_bin(area: float) -> str:
         if area < hi:
             return f"{lo:.0f}-{hi:.0f}%"
     return label
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files under ``folder`` (recursively), sorted by their relative path."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise InputError(f"image folder not found: {root}")
-    files = [
-        p for p in root.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-    ]
-    if not files:
-        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {root}")
-    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
 
 
 def load_crop(path: str | Path, size: int) -> np.ndarray:
@@ -475,7 +461,7 @@ def evaluate(
     proto = get_protocol(protocol)
     if limit is not None and limit < 1:
         raise InputError(f"--limit must be at least 1, got {limit}")
-    files = list_images(images_dir)[:limit]
+    files = list_images(images_dir, split="val")[:limit]
     out = prepare_out_dir(out_dir, overwrite)
     built, notes = build_methods(methods, weights, device, dtype)
     logger.info("evaluating %s on %d images with %s", proto.name, len(files), ", ".join(built))

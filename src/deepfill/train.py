@@ -142,21 +142,35 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
 # --- data ---------------------------------------------------------------------------------
 
 class StepBatches:
-    """Batches as a pure function of (seed, step, rank): images, masks and local-critic boxes."""
+    """Batches as a pure function of (seed, step, pass, rank): images, masks, boxes, discounts.
+
+    A step reads ``passes(step)`` batches (one per critic update, the last shared with the
+    generator); sample positions are numbered as if every step read ``max_passes``, so the
+    data a step sees never depends on where a run was interrupted.
+    """
 
     def __init__(self, dataset: InpaintDataset, config: TrainConfig, info: Dist) -> None:
         self.dataset, self.config, self.info = dataset, config, info
         self.sampler = MaskSampler(config.image_size, config.image_size, config.mask_kind, config.max_rectangles)
+        self.max_passes = max(1, config.critic_steps)
 
-    def positions(self, step: int) -> range:
+    def passes(self, step: int) -> int:
+        """One batch per critic update and the generator's; one when the critics idle."""
+        cfg = self.config
+        if step < cfg.pretrain_coarse_steps or cfg.gan_loss_alpha == 0:
+            return 1
+        return self.max_passes
+
+    def positions(self, step: int, index: int) -> range:
         b = self.config.batch_size
-        start = (step * self.info.world + self.info.rank) * b
+        start = ((step * self.max_passes + index) * self.info.world + self.info.rank) * b
         return range(start, start + b)
 
-    def masks(self, step: int) -> tuple[torch.Tensor, list[tuple[int, int, int, int]]]:
-        pairs = [self.sampler.sample([self.config.seed, 1, p]) for p in self.positions(step)]
+    def masks(self, step: int, index: int) -> tuple[torch.Tensor, list[tuple[int, int, int, int]], torch.Tensor]:
+        """Masks [B, 1, H, W], local-critic boxes, and the spatial discount weights of the holes."""
+        pairs = [self.sampler.sample([self.config.seed, 1, p]) for p in self.positions(step, index)]
         masks = torch.from_numpy(np.stack([m for m, _ in pairs]))[:, None]
-        return masks, [box for _, box in pairs]
+        return masks, [box for _, box in pairs], losses.spatial_discount(masks, self.config.gamma)
 
 
 class _StepDataset(torch.utils.data.Dataset):
@@ -186,7 +200,8 @@ class _PositionSampler(torch.utils.data.Sampler):
     def __iter__(self):
         step = self.start_step
         while True:
-            yield from self.batches.positions(step)
+            for index in range(self.batches.passes(step)):
+                yield from self.batches.positions(step, index)
             step += 1
 
 
@@ -318,13 +333,13 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp)
 
-    def _batch(self, step: int, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list]:
-        masks, boxes = self.batches.masks(step)
+    def _batch(self, step: int, index: int, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list, torch.Tensor]:
+        masks, boxes, discount = self.batches.masks(step, index)
         x = to_model_range(images.to(self.device, non_blocking=True))
-        m = masks.to(self.device)
+        m = masks[: len(images)].to(self.device)
         if self.config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return x, m, boxes
+        return x, m, boxes, discount[: len(images)].to(self.device)
 
     def _critic_loss(self, real: torch.Tensor, fake: torch.Tensor, mask: torch.Tensor, boxes: list,
                      generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
@@ -352,15 +367,15 @@ class Trainer:
         """One generator update (after ``critic_steps`` critic updates); ``images`` has one batch per pass."""
         cfg = self.config
         rng = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        x, m, boxes = self._batch(step, images[-1])
+        x, m, boxes, discount = self._batch(step, len(images) - 1, images[-1])
         pretrain = step < cfg.pretrain_coarse_steps
         adversarial = not pretrain and cfg.gan_loss_alpha > 0  # without a GAN loss the critics idle
         stats: dict[str, float] = {}
 
         # Extra critic updates on their own batches (the released code's 5 critic steps).
         if adversarial:
-            for extra in images[:-1]:
-                xe, me, boxes_e = self._batch(step, extra)
+            for index, extra in enumerate(images[:-1]):
+                xe, me, boxes_e, _ = self._batch(step, index, extra)
                 with torch.no_grad(), self._autocast():
                     _, refined_e, _ = self.generator(xe, me)
                 fake_e = refined_e.float() * me + xe * (1 - me)
@@ -377,12 +392,12 @@ class Trainer:
                 coarse, refined, _ = self.generator(x, m)
         coarse = coarse.float()
         local = lambda t: crop_boxes(t, boxes)  # noqa: E731
-        l1 = cfg.coarse_alpha * losses.discounted_l1(local(coarse), local(x), cfg.gamma)
+        l1 = cfg.coarse_alpha * losses.discounted_l1(coarse, x, discount)
         ae = cfg.coarse_alpha * losses.known_region_l1(coarse, x, m)
         g_loss = x.new_zeros(())
         if refined is not None:
             refined = refined.float()
-            l1 = l1 + losses.discounted_l1(local(refined), local(x), cfg.gamma)
+            l1 = l1 + losses.discounted_l1(refined, x, discount)
             ae = ae + losses.known_region_l1(refined, x, m)
         if adversarial:
             fake = refined * m + x * (1 - m)
@@ -424,8 +439,7 @@ class Trainer:
     @torch.no_grad()
     def sample_grid(self, images: torch.Tensor, step: int) -> torch.Tensor:
         """Rows of (masked input, coarse, refined, attention map, ground truth) in [0, 1]."""
-        x, m, _ = self._batch(step, images[:4])
-        m = m[: x.shape[0]]
+        x, m, _, _ = self._batch(step, 0, images[:4])
         generator = _unwrap(self.generator).eval()
         coarse, refined, flow = generator(x.float(), m, return_flow=True)
         generator.train()
@@ -441,13 +455,6 @@ class Trainer:
     def _request_stop(self, signum: int, _frame: Any) -> None:
         log.info("signal %d: saving a checkpoint and stopping", signum)
         self.stop_requested = True
-
-    def _batches_per_step(self) -> int:
-        """One batch per critic update and the generator's; one when the critics idle."""
-        cfg = self.config
-        if self.step < cfg.pretrain_coarse_steps or cfg.gan_loss_alpha == 0:
-            return 1
-        return max(1, cfg.critic_steps)
 
     def fit(self, steps: int | None = None) -> int:
         """Train until ``steps`` (total, counting resumed steps) or a stop signal; returns the step."""
@@ -473,9 +480,10 @@ class Trainer:
         bar = tqdm(total=end, initial=self.step, unit="step", disable=not self.info.is_main, dynamic_ncols=True)
         self.generator.train()
         last_log = time.perf_counter()
+        completed = False
         try:
             while self.step < end and not self.stop_requested:
-                passes = self._batches_per_step()
+                passes = self.batches.passes(self.step)
                 images = [next(batches) for _ in range(passes)]
                 started = time.perf_counter()
                 stats = self.train_step(self.step, images)
@@ -499,11 +507,13 @@ class Trainer:
                     writer.add_image("samples", self.sample_grid(images[-1], self.step), self.step)
                 if self.step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
+            completed = True
         finally:
             bar.close()
             self.history = self.training_history()
             self._stretch = None
-            if self.info.is_main and self.step > 0:
+            # After an error (a non-finite loss, a crash) the last periodic checkpoint stays as it was.
+            if completed and self.info.is_main and self.step > 0:
                 self.save_checkpoint()
             if writer is not None:
                 writer.close()
