@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# The CPU wheel of torch; a bare `torch` would pull gigabytes of CUDA packages.
+# Pinned: on these machines this version resolves to a local CPU wheel; a bare `torch` would
+# pull gigabytes of CUDA packages.
 TORCH_PIN ?= torch==2.13.0
 
 .PHONY: setup setup-dev demo test test-all browser-deps clean

@@ -191,3 +191,47 @@ def test_output_is_never_overwritten_without_asking(files, capsys):
     code = main(["inpaint", str(files / "img.png"), "--mask", str(files / "mask.png"), "-o", str(out)])
     assert code != 0 and "exists" in capsys.readouterr().err
     assert out.read_bytes() == b"keep"
+
+
+def test_masks_beside_their_images(tmp_path):
+    folder, out = tmp_path / "photos", tmp_path / "out"
+    folder.mkdir()
+    photo(80, 72).save(folder / "a.png")
+    rect_mask(80, 72, (10, 10, 40, 40)).save(folder / "a_mask.png")
+    assert main(["inpaint", str(folder), "--mask-dir", str(folder), "--output", str(out)]) == 0
+    assert [p.name for p in out.iterdir()] == ["a.png"]
+
+
+def test_numpy_masks_of_zeros_and_ones(inpainter):
+    image = photo(96, 80)
+    hole = np.zeros((80, 96), np.uint8)
+    hole[20:50, 30:60] = 1
+    out = np.asarray(inpainter.inpaint(image, hole))
+    assert (out[hole == 1] != np.asarray(image)[hole == 1]).any(axis=-1).mean() > 0.5
+
+
+def test_unwritable_output_is_one_line(files, capsys):
+    deep = Image.fromarray(np.full((48, 64), 40000, np.uint16))
+    deep.save(files / "deep.png")
+    code = main(["inpaint", str(files / "deep.png"), "--mask", str(files / "mask.png"), "-o", str(files / "out.bmp")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("deepfill: error: cannot write") and "\n" not in err
+    assert not list(files.glob("*out.bmp*"))
+
+
+def test_hole_regions_merge_many_holes_quickly():
+    import time
+
+    from deepfill.inpainter import hole_regions
+
+    hole = np.zeros((3000, 4000), bool)
+    hole[::40, ::40] = True  # 7,500 specks
+    hole[100:130, 200:260] = True
+    start = time.perf_counter()
+    boxes = hole_regions(hole)
+    assert time.perf_counter() - start < 10
+    assert len(boxes) == 1 and boxes[0] == (0, 0, 3000, 4000)
+    lone = np.zeros((3000, 4000), bool)
+    lone[100:200, 100:200] = True
+    lone[2000:2100, 3000:3100] = True
+    assert sorted(hole_regions(lone)) == [(36, 36, 264, 264), (1936, 2936, 2164, 3164)]

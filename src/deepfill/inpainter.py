@@ -53,27 +53,31 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def hole_regions(hole: np.ndarray, margin_fraction: float = 0.5, min_margin: int = 64) -> list[Box]:
-    """Boxes around groups of hole pixels, each grown by a context margin and merged when they overlap."""
+    """Boxes around groups of hole pixels, each grown by a context margin, overlapping ones merged.
+
+    Each connected hole gets its bounding box plus ``max(min_margin, margin_fraction * side)``;
+    boxes that overlap are merged by drawing them on a coarse grid and labelling that, until
+    no two overlap (linear in the image size per round, whatever the number of holes).
+    """
     height, width = hole.shape
-    labels, _ = ndimage.label(hole)
     boxes = []
-    for rows, cols in ndimage.find_objects(labels):
-        side = max(rows.stop - rows.start, cols.stop - cols.start)
-        m = max(min_margin, int(side * margin_fraction))
+    for rows, cols in ndimage.find_objects(ndimage.label(hole)[0]):
+        m = max(min_margin, int(max(rows.stop - rows.start, cols.stop - cols.start) * margin_fraction))
         boxes.append((max(0, rows.start - m), max(0, cols.start - m), min(height, rows.stop + m), min(width, cols.stop + m)))
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                a, b = boxes[i], boxes[j]
-                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
-                    boxes[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-                    del boxes[j]
-                    merged = True
-                    break
-            if merged:
-                break
+    cell = 8
+    while len(boxes) > 1:
+        grid = np.zeros((-(-height // cell), -(-width // cell)), bool)
+        for top, left, bottom, right in boxes:
+            grid[top // cell : -(-bottom // cell), left // cell : -(-right // cell)] = True
+        groups = ndimage.find_objects(ndimage.label(grid)[0])
+        if len(groups) == len(boxes):
+            break
+        merged = []
+        for rows, cols in groups:
+            inside = [b for b in boxes if rows.start <= b[0] // cell < rows.stop and cols.start <= b[1] // cell < cols.stop]
+            merged.append((min(b[0] for b in inside), min(b[1] for b in inside),
+                           max(b[2] for b in inside), max(b[3] for b in inside)))
+        boxes = merged
     return boxes
 
 
@@ -187,14 +191,29 @@ class Inpainter:
                 flow[top:bottom, left:right] = region_flow
         return filled, flow
 
+    def inpaint_picture(
+        self, picture: Picture, hole: np.ndarray, return_attention: bool = False
+    ) -> tuple[Picture, Image.Image | None]:
+        """Fill ``hole`` (bool [H, W]) of a decoded picture; known pixels are kept exactly.
+
+        Returns the filled picture and, if asked, the attention map (white where nothing was filled).
+        """
+        if not hole.any():
+            log.warning("the mask has no hole pixels; the image is returned unchanged")
+            blank = Image.new("RGB", picture.size, (255, 255, 255)) if return_attention else None
+            return picture, blank
+        filled, flow = self.fill(picture.rgb(), hole, return_flow=return_attention)
+        attention = Image.fromarray(np.rint(flow * 255).astype(np.uint8), "RGB") if return_attention else None
+        return picture.with_fill(filled, hole), attention
+
     def _prepare(self, image: Image.Image | np.ndarray, mask: Image.Image | np.ndarray, resize_mask: bool,
                  mask_from_alpha: bool) -> tuple[Picture, np.ndarray]:
         if isinstance(image, np.ndarray):
             image = Image.fromarray(image)
         picture = picture_from_image(image)
         if isinstance(mask, np.ndarray):
-            if mask.dtype == bool:
-                mask = mask.astype(np.uint8) * 255
+            if mask.dtype == bool or mask.max(initial=0) <= 1:  # {0, 1} or boolean: 1 = hole
+                mask = (mask > 0.5).astype(np.uint8) * 255
             mask = Image.fromarray(mask)
         return picture, mask_from_image(mask, picture.size, resize_mask, mask_from_alpha)
 
@@ -207,13 +226,8 @@ class Inpainter:
     ) -> tuple[Image.Image, Image.Image]:
         """Like :meth:`inpaint`, and also the colour-coded attention map (white = no hole)."""
         picture, hole = self._prepare(image, mask, resize_mask, mask_from_alpha)
-        if not hole.any():
-            log.warning("the mask has no hole pixels; the image is returned unchanged")
-            blank = Image.new("RGB", picture.size, (255, 255, 255))
-            return picture.to_image(), blank
-        filled, flow = self.fill(picture.rgb(), hole, return_flow=True)
-        flow_image = Image.fromarray(np.rint(flow * 255).astype(np.uint8), "RGB")
-        return picture.with_fill(filled, hole).to_image(), flow_image
+        filled, attention = self.inpaint_picture(picture, hole, return_attention=True)
+        return filled.to_image(), attention
 
     def inpaint(
         self,
@@ -225,10 +239,7 @@ class Inpainter:
         """Fill the white (> 127) pixels of ``mask`` in ``image``; every other pixel is kept exactly.
 
         Any Pillow mode works (grayscale, 16-bit, alpha kept); EXIF orientation is applied.
+        A NumPy mask may also be boolean or {0, 1}.
         """
         picture, hole = self._prepare(image, mask, resize_mask, mask_from_alpha)
-        if not hole.any():
-            log.warning("the mask has no hole pixels; the image is returned unchanged")
-            return picture.to_image()
-        filled, _ = self.fill(picture.rgb(), hole)
-        return picture.with_fill(filled, hole).to_image()
+        return self.inpaint_picture(picture, hole)[0].to_image()

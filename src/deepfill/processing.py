@@ -72,9 +72,18 @@ class Picture:
         return Image.fromarray(channels, "RGB" if channels.ndim == 3 else "L")
 
 
+def upright(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation; an unreadable EXIF block leaves the image as stored."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types on malformed EXIF
+        log.warning("ignoring unreadable EXIF data: %s", exc)
+        return image
+
+
 def picture_from_image(image: Image.Image) -> Picture:
     """Split a Pillow image (any mode) into a :class:`Picture`. EXIF orientation is applied."""
-    image = ImageOps.exif_transpose(image)
+    image = upright(image)
     mode = image.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
         return Picture(np.asarray(image).astype(np.uint16)[:, :, None], None, 65535.0, "I;16")
@@ -167,7 +176,7 @@ def mask_from_image(
 
     ``size`` is the image's (width, height). A mismatched size is an error unless ``resize``.
     """
-    mask = ImageOps.exif_transpose(mask)
+    mask = upright(mask)
     if from_alpha:
         if "A" not in mask.getbands() and "transparency" not in mask.info:
             raise InputError("--mask-from-alpha needs a mask with an alpha channel")
@@ -199,21 +208,35 @@ def load_mask(
 
 def save_image(image: Image.Image, target: str | Path | BinaryIO, format: str | None = None) -> None:
     """Write ``image`` to a path (format from its extension) or a file object (``format`` given),
-    adapting modes the format lacks (JPEG has no alpha and no 16-bit)."""
+    adapting modes the format lacks (JPEG has no alpha and no 16-bit). WebP is written lossless
+    so known pixels survive; a path is written through a temporary file, never half-written.
+    """
+    path = None
     if format is None:
         path = Path(target)
         format = Image.registered_extensions().get(path.suffix.lower())
         if format is None:
             raise InputError(f"cannot write {path}: unknown image extension {path.suffix or '(none)'}")
+    options: dict = {}
     if format == "JPEG":
         if image.mode in ("RGBA", "LA"):
             log.warning("JPEG has no alpha channel; the alpha is dropped")
         if image.mode in ("I", "I;16"):
             image = Image.fromarray((np.asarray(image, dtype=np.float64) / 257).round().astype(np.uint8))
         image = image.convert("RGB" if image.mode in ("RGBA", "RGB", "P") else "L")
-        image.save(target, format=format, quality=95)
+        options["quality"] = 95
+    elif format == "WEBP":
+        options["lossless"] = True
+    if path is None:
+        image.save(target, format=format, **options)
         return
-    image.save(target, format=format)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        image.save(tmp, format=format, **options)
+        tmp.replace(path)
+    except (OSError, ValueError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"cannot write {path} as {format}: {exc}") from exc
 
 
 # --- tensors -------------------------------------------------------------------------------

@@ -135,7 +135,7 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp != "auto":
         raise ValueError(f"amp must be auto, none, bf16 or fp16, got {amp!r}")
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
     return torch.bfloat16 if torch.backends.cpu.get_cpu_capability() in ("AVX512", "AMX") else None
 
 
@@ -235,6 +235,10 @@ class Trainer:
         self.opt_d = torch.optim.Adam(
             [*self.local_critic.parameters(), *self.global_critic.parameters()], lr=config.lr, betas=config.betas
         )
+        # fp16 needs loss scaling (bf16 does not); disabled scalers pass everything through.
+        fp16 = self.amp == torch.float16
+        self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=fp16)
+        self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=fp16)
         self.step = 0
         self.images_seen = 0
         self.train_seconds = 0.0
@@ -275,6 +279,8 @@ class Trainer:
             "global_critic": _unwrap(self.global_critic).state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
+            "scaler_g": self.scaler_g.state_dict(),
+            "scaler_d": self.scaler_d.state_dict(),
             "step": self.step,
             "images_seen": self.images_seen,
             "train_seconds": self.train_seconds,
@@ -300,6 +306,9 @@ class Trainer:
         _unwrap(self.global_critic).load_state_dict(state["global_critic"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        for name, scaler in (("scaler_g", self.scaler_g), ("scaler_d", self.scaler_d)):
+            if state.get(name):
+                scaler.load_state_dict(state[name])
         self.step, self.images_seen = state["step"], state["images_seen"]
         self.train_seconds = state.get("train_seconds", 0.0)
         self.history = json.loads(state.get("history", "[]"))
@@ -363,6 +372,13 @@ class Trainer:
             stats[f"d_{name}"], stats[f"gp_{name}"] = loss.item(), gp.item()
         return total, stats
 
+    @staticmethod
+    def _update(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, loss: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
     def train_step(self, step: int, images: list[torch.Tensor]) -> dict[str, float]:
         """One generator update (after ``critic_steps`` critic updates); ``images`` has one batch per pass."""
         cfg = self.config
@@ -380,9 +396,7 @@ class Trainer:
                     _, refined_e, _ = self.generator(xe, me)
                 fake_e = refined_e.float() * me + xe * (1 - me)
                 d_loss, _ = self._critic_loss(xe, fake_e, me, boxes_e, rng)
-                self.opt_d.zero_grad(set_to_none=True)
-                d_loss.backward()
-                self.opt_d.step()
+                self._update(self.opt_d, self.scaler_d, d_loss)
 
         with self._autocast():
             if pretrain:
@@ -403,19 +417,15 @@ class Trainer:
             fake = refined * m + x * (1 - m)
             # Critic update on this batch, then the generator's adversarial loss.
             d_loss, d_stats = self._critic_loss(x, fake.detach(), m, boxes, rng)
-            self.opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            self.opt_d.step()
+            self._update(self.opt_d, self.scaler_d, d_loss)
             stats.update(d_stats)
             with self._autocast():
                 g_global = self.global_critic(fake).float()
                 g_local = self.local_critic(local(fake)).float()
             g_loss = losses.wgan_generator_loss(g_global) + losses.wgan_generator_loss(g_local)
         total = cfg.l1_loss_alpha * l1 + cfg.ae_loss_alpha * ae + cfg.gan_loss_alpha * g_loss
-        self.opt_g.zero_grad(set_to_none=True)
-        total.backward()
-        # The generator loss also reached the critics' parameters; those gradients are unused.
-        self.opt_g.step()
+        # The generator loss also reaches the critics' parameters; those gradients are never used.
+        self._update(self.opt_g, self.scaler_g, total)
         stats.update(l1=l1.item(), ae=ae.item(), g_adv=g_loss.item(), g_total=total.item())
         return stats
 

@@ -15,7 +15,7 @@ import sys
 
 from deepfill.errors import DeepfillError
 
-SUBCOMMANDS = ("inpaint", "benchmark", "train", "evaluate", "serve", "data", "convert_tf", "export_onnx")
+SUBCOMMANDS = ("inpaint", "benchmark", "train", "evaluate", "serve", "data", "convert_tf")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,8 +55,18 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except DeepfillError as exc:
         return fail(str(exc))
+    except OSError as exc:  # a full disk, a read-only folder, a format that cannot hold the image
+        return fail(str(exc) if not exc.filename else f"{exc.strerror or exc}: {exc.filename}")
     except KeyboardInterrupt:
         return fail("interrupted", 130)
+
+
+def warn_if_untrained(inpainter) -> None:
+    """Say plainly when the weights in use are the untrained placeholder."""
+    if not inpainter.is_trained:
+        logging.getLogger("deepfill").warning(
+            "warning: the model in use is an UNTRAINED placeholder; its fills are not meaningful "
+            "(pass --weights with trained weights)")
 
 
 if __name__ == "__main__":

@@ -40,8 +40,12 @@ def run(args: argparse.Namespace) -> int:
         sizes = [int(s) for s in args.sizes.split(",") if s]
     except ValueError:
         raise InputError(f"--sizes must be integers separated by commas, got {args.sizes!r}") from None
+    dtypes = [d for d in args.dtypes.split(",") if d]
+    unknown = sorted(set(dtypes) - {"float32", "bfloat16", "float16"})
+    if unknown:
+        raise InputError(f"unknown --dtypes {', '.join(unknown)} (use float32, bfloat16, float16)")
     rows = []
-    for dtype in args.dtypes.split(","):
+    for dtype in dtypes:
         inpainter = Inpainter.from_pretrained(args.weights, device=args.device, dtype=dtype)
         if dtype == "float16" and inpainter.device.type == "cpu":
             print("skipping float16 on CPU (no fast kernels)")

@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from deepfill.cli import warn_if_untrained
 from deepfill.config import DEFAULT_MAX_PIXELS
 from deepfill.errors import InputError, SizeMismatchError
 
@@ -43,21 +44,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def find_mask(image: Path, mask_dir: Path) -> Path | None:
-    """The mask of ``image`` in ``mask_dir``: ``STEM.png`` or the first ``STEM_mask*.png``."""
-    exact = mask_dir / f"{image.stem}.png"
-    if exact.is_file():
-        return exact
-    matches = sorted(mask_dir.glob(f"{image.stem}_mask*.png"))
-    return matches[0] if matches else None
+    """The mask of ``image`` in ``mask_dir``: ``STEM.png`` or the first ``STEM_mask*.png`` (never the image)."""
+    candidates = [mask_dir / f"{image.stem}.png", *sorted(mask_dir.glob(f"{image.stem}_mask*.png"))]
+    return next((c for c in candidates if c.is_file() and c.resolve() != image.resolve()), None)
 
 
 def _load_inpainter(args: argparse.Namespace):
     from deepfill.inpainter import Inpainter
 
     inpainter = Inpainter.from_pretrained(args.weights, device=args.device, dtype=args.dtype, max_size=args.max_size)
-    if not inpainter.is_trained:
-        log.warning("warning: the model in use is an UNTRAINED placeholder; its fills are not meaningful "
-                    "(pass --weights with trained weights)")
+    warn_if_untrained(inpainter)
     return inpainter
 
 
@@ -72,22 +68,13 @@ def _load(image_path: Path, mask_path: Path, args: argparse.Namespace):
     return picture, hole
 
 
-def _inpaint_one(inpainter, image_path: Path, mask_path: Path, output: Path, args: argparse.Namespace,
-                 attention_map: Path | None) -> None:
+def _inpaint_one(inpainter, picture, hole, output: Path, attention_map: Path | None) -> None:
     from deepfill.processing import save_image
 
-    picture, hole = _load(image_path, mask_path, args)
-    if not hole.any():
-        log.warning("warning: %s has no hole pixels; writing the image unchanged", mask_path)
-        save_image(picture.to_image(), output)
-        return
-    filled, flow = inpainter.fill(picture.rgb(), hole, return_flow=attention_map is not None)
-    save_image(picture.with_fill(filled, hole).to_image(), output)
+    filled, attention = inpainter.inpaint_picture(picture, hole, return_attention=attention_map is not None)
+    save_image(filled.to_image(), output)
     if attention_map is not None:
-        import numpy as np
-        from PIL import Image
-
-        save_image(Image.fromarray(np.rint(flow * 255).astype(np.uint8), "RGB"), attention_map)
+        save_image(attention, attention_map)
 
 
 def _check_writable(path: Path, overwrite: bool, inputs: tuple[Path, ...]) -> None:
@@ -111,9 +98,9 @@ def run(args: argparse.Namespace) -> int:
     _check_writable(args.output, args.overwrite, (args.image, args.mask))
     if args.attention_map is not None:
         _check_writable(args.attention_map, args.overwrite, (args.image, args.mask, args.output))
-    _load(args.image, args.mask, args)  # bad input fails fast, before the model loads, and writes nothing
+    picture, hole = _load(args.image, args.mask, args)  # bad input fails before the model loads
     inpainter = _load_inpainter(args)
-    _inpaint_one(inpainter, args.image, args.mask, args.output, args, args.attention_map)
+    _inpaint_one(inpainter, picture, hole, args.output, args.attention_map)
     print(f"wrote {args.output}" + (f" and {args.attention_map}" if args.attention_map else ""))
     return 0
 
@@ -127,7 +114,8 @@ def _run_folder(args: argparse.Namespace) -> int:
         raise InputError("folder mode needs --mask-dir pointing to a folder of masks")
     if args.attention_map is not None:
         raise InputError("--attention-map takes a file; it is not available in folder mode")
-    images = sorted(p for p in args.image.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    images = sorted(p for p in args.image.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                    and "_mask" not in p.stem)  # masks kept beside their images are not images to fill
     if not images:
         raise InputError(f"no images in {args.image}")
     out_dir: Path = args.output
@@ -149,7 +137,7 @@ def _run_folder(args: argparse.Namespace) -> int:
             tqdm.write(f"skipped {image.name}: {output} exists (pass --overwrite)")
             continue
         try:
-            _inpaint_one(inpainter, image, mask, output, args, None)
+            _inpaint_one(inpainter, *_load(image, mask, args), output, None)
         except DeepfillError as exc:
             failed += 1
             tqdm.write(f"failed {image.name}: {exc}")

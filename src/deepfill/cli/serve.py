@@ -7,6 +7,7 @@ import ipaddress
 import logging
 from pathlib import Path
 
+from deepfill.cli import warn_if_untrained
 from deepfill.config import DEFAULT_MAX_PIXELS
 from deepfill.errors import DeepfillError
 
@@ -53,9 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if args.queue_size < 0 or args.max_upload_mb <= 0 or args.max_pixels <= 0:
         raise DeepfillError("--queue-size must be >= 0, --max-upload-mb and --max-pixels > 0")
     inpainter = Inpainter.from_pretrained(args.weights, device=args.device, dtype=args.dtype, max_size=args.max_size)
-    if not inpainter.is_trained:
-        log.warning("warning: the model in use is an UNTRAINED placeholder; its fills are not meaningful "
-                    "(pass --weights with trained weights)")
+    warn_if_untrained(inpainter)
     app = create_app(inpainter, max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
                      queue_size=args.queue_size)
     if not _is_loopback(args.host):

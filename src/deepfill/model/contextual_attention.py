@@ -130,9 +130,11 @@ def contextual_attention(
     fg = F.unfold(fd, ksize, padding=pad).transpose(1, 2).view(batch, hd, wd, -1)  # [B, Hf, Wf, C*k*k]
 
     radius = fuse_k // 2 if fuse else 0
+    if top >= bottom or left >= right:
+        bottom = top  # an empty region: nothing attends, the output is zero
     c0, c1 = max(0, left - radius), min(wd, right + radius)  # columns plus the fuse halo
     chunk_elements = max_chunk_elements or MAX_CHUNK_ELEMENTS
-    rows_per_chunk = max(1, chunk_elements // (batch * (c1 - c0) * locations) - 2 * radius)
+    rows_per_chunk = max(1, chunk_elements // (batch * max(1, c1 - c0) * locations) - 2 * radius)
     cols = raw.new_zeros(batch, raw.shape[1], hd, wd)
     flow_index = None
     if return_flow:

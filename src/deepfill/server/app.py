@@ -301,14 +301,8 @@ def create_app(
 
     def run_job(job: _Job) -> tuple[bytes, str, float]:
         start = time.perf_counter()
-        if not job.hole.any():
-            filled, flow = job.picture.rgb(), np.ones((*job.hole.shape, 3), np.float32)
-        else:
-            filled, flow = inpainter.fill(job.picture.rgb(), job.hole, return_flow=job.attention)
-        if job.attention:
-            image, format_name = Image.fromarray(np.rint(flow * 255).astype(np.uint8), "RGB"), "PNG"
-        else:
-            image, format_name = job.picture.with_fill(filled, job.hole).to_image(), job.format
+        filled, attention = inpainter.inpaint_picture(job.picture, job.hole, return_attention=job.attention)
+        image, format_name = (attention, "PNG") if job.attention else (filled.to_image(), job.format)
         data, media_type = _encode(image, format_name)
         return data, media_type, time.perf_counter() - start
 
@@ -364,10 +358,10 @@ def create_app(
         resize_mask: bool = Query(False, description="resize a mask whose size differs from the image"),
     ) -> Response:
         """Fill the white pixels of ``mask`` in ``image``. Form fields or query parameters set the options."""
-        upload = _upload_from_form(await _read_form(request, max_bytes), attention, resize_mask)
-        queue.reserve()
+        queue.reserve()  # before reading the body: at most queue size + 1 uploads in memory
         handed_over = False
         try:
+            upload = _upload_from_form(await _read_form(request, max_bytes), attention, resize_mask)
             job = await run_in_threadpool(decode, upload)
             future = queue.submit(run_job, job)
             handed_over = True

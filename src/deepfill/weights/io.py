@@ -47,9 +47,12 @@ def read_card(path: str | Path) -> dict[str, Any]:
     if not card.exists():
         return {}
     try:
-        return json.loads(card.read_text())
+        values = json.loads(card.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise WeightsError(f"model card {card} is not valid JSON: {exc}") from exc
+    if not isinstance(values, dict):
+        raise WeightsError(f"model card {card} is not a JSON object")
+    return values
 
 
 def load_generator(path: str | Path | None = None) -> tuple[Generator, dict[str, Any]]:
@@ -68,7 +71,8 @@ def load_generator(path: str | Path | None = None) -> tuple[Generator, dict[str,
         raise WeightsError(f"cannot read weights {path}: not a valid .safetensors file ({exc})") from exc
 
     card = read_card(path)
-    config_values = card.get("model_config") or json.loads(metadata.get("model_config", "{}"))
+    # The weights file's own metadata is the truth; the card beside it is a fallback.
+    config_values = json.loads(metadata.get("model_config", "null")) or card.get("model_config") or {}
     try:
         config = ModelConfig.from_dict(config_values)
     except (TypeError, ValueError) as exc:
