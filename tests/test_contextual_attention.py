@@ -121,7 +121,11 @@ def test_flow_colours():
     image = flow_to_image(flow)
     assert image.shape == (1, 3, 2, 2)
     assert torch.allclose(image[0, :, 0, 0], torch.ones(3))  # zero offset is white
-    assert image[0, :, 0, 1].min() < 0.5  # a saturated colour
+    red, green, blue = image[0, :, 0, 1]
+    assert red > 0.9 and green < 0.2 and blue < 0.3  # rightwards is red on the Middlebury wheel
+    flow[0, :, 1, 0] = torch.tensor([-3.0, 0.0])  # upwards
+    up = flow_to_image(flow)[0, :, 1, 0]
+    assert not torch.allclose(up, image[0, :, 0, 1], atol=0.2)
 
 
 def test_align_corners_downscale_matches_tf_indices():
