@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -176,16 +176,34 @@ class Inpainter:
         to_numpy = lambda t: t[0].permute(1, 2, 0).clamp(0, 1).numpy()  # noqa: E731
         return to_numpy(out), (to_numpy(flow) if flow is not None else None)
 
-    def fill(self, rgb: np.ndarray, hole: np.ndarray, return_flow: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        """Fill float [H, W, 3] ``rgb`` in [0, 1] where bool [H, W] ``hole``; returns (rgb, flow image or None)."""
+    def _regions(
+        self, rgb_of: Callable[[Box], np.ndarray], hole: np.ndarray, return_flow: bool
+    ) -> Iterator[tuple[Box, np.ndarray, np.ndarray | None]]:
+        """Yield (box, filled rgb, flow) for the whole image, or per hole region when it is large.
+
+        ``rgb_of(box)`` gives float [h, w, 3] of a box, so a large photo is converted only there.
+        """
         height, width = hole.shape
         if max(height, width) <= self.max_size:
-            return self._fill_region(rgb, hole, return_flow, self.max_size)
+            boxes, limit = [(0, 0, height, width)], self.max_size
+        else:
+            boxes, limit = hole_regions(hole), self.crop_size
+        for box in boxes:
+            top, left, bottom, right = box
+            out, flow = self._fill_region(rgb_of(box), hole[top:bottom, left:right], return_flow, limit)
+            yield box, out, flow
+
+    def fill(self, rgb: np.ndarray, hole: np.ndarray, return_flow: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """Fill float [H, W, 3] ``rgb`` in [0, 1] where bool [H, W] ``hole``; returns (rgb, flow image or None).
+
+        Only hole pixels change; the flow image is white where no attention was computed.
+        """
         filled = rgb.copy()
         flow = np.ones_like(rgb) if return_flow else None
-        for top, left, bottom, right in hole_regions(hole):
+        for (top, left, bottom, right), out, region_flow in self._regions(
+            lambda b: rgb[b[0] : b[2], b[1] : b[3]], hole, return_flow
+        ):
             region_hole = hole[top:bottom, left:right]
-            out, region_flow = self._fill_region(rgb[top:bottom, left:right], region_hole, return_flow, self.crop_size)
             filled[top:bottom, left:right][region_hole] = out[region_hole]
             if flow is not None:
                 flow[top:bottom, left:right] = region_flow
@@ -198,13 +216,17 @@ class Inpainter:
 
         Returns the filled picture and, if asked, the attention map (white where nothing was filled).
         """
+        flow = np.full((*hole.shape, 3), 255, np.uint8) if return_attention else None
         if not hole.any():
             log.warning("the mask has no hole pixels; the image is returned unchanged")
-            blank = Image.new("RGB", picture.size, (255, 255, 255)) if return_attention else None
-            return picture, blank
-        filled, flow = self.fill(picture.rgb(), hole, return_flow=return_attention)
-        attention = Image.fromarray(np.rint(flow * 255).astype(np.uint8), "RGB") if return_attention else None
-        return picture.with_fill(filled, hole), attention
+        else:
+            for (top, left, bottom, right), out, region_flow in self._regions(
+                lambda b: picture.crop(b).rgb(), hole, return_attention
+            ):
+                picture = picture.with_fill(out, hole[top:bottom, left:right], offset=(top, left))
+                if flow is not None:
+                    flow[top:bottom, left:right] = np.rint(region_flow * 255).astype(np.uint8)
+        return picture, (Image.fromarray(flow, "RGB") if flow is not None else None)
 
     def _prepare(self, image: Image.Image | np.ndarray, mask: Image.Image | np.ndarray, resize_mask: bool,
                  mask_from_alpha: bool) -> tuple[Picture, np.ndarray]:

@@ -51,12 +51,24 @@ class Picture:
             rgb = np.repeat(rgb, 3, axis=2)
         return np.clip(rgb, 0.0, 1.0)
 
-    def with_fill(self, filled_rgb: np.ndarray, hole: np.ndarray) -> "Picture":
-        """A copy whose hole pixels come from ``filled_rgb`` ([H, W, 3] in [0, 1]); the rest is untouched."""
-        values = filled_rgb if self.pixels.shape[2] == 3 else filled_rgb.mean(axis=2, keepdims=True)
-        quantized = np.clip(np.rint(values * self.peak), 0, self.peak).astype(self.pixels.dtype)
+    def crop(self, box: tuple[int, int, int, int]) -> "Picture":
+        """A view of the (top, left, bottom, right) box."""
+        top, left, bottom, right = box
+        alpha = self.alpha[top:bottom, left:right] if self.alpha is not None else None
+        return dataclasses.replace(self, pixels=self.pixels[top:bottom, left:right], alpha=alpha)
+
+    def with_fill(self, filled_rgb: np.ndarray, hole: np.ndarray, offset: tuple[int, int] = (0, 0)) -> "Picture":
+        """A copy whose hole pixels come from ``filled_rgb`` ([h, w, 3] in [0, 1]); the rest is untouched.
+
+        ``filled_rgb`` and ``hole`` may cover a box of the picture starting at ``offset`` (top, left).
+        """
+        values = filled_rgb[hole]
+        if self.pixels.shape[2] == 1:
+            values = values.mean(axis=1, keepdims=True)
+        top, left = offset
+        rows, cols = np.nonzero(hole)
         pixels = self.pixels.copy()
-        pixels[hole] = quantized[hole]
+        pixels[rows + top, cols + left] = np.clip(np.rint(values * self.peak), 0, self.peak).astype(self.pixels.dtype)
         return dataclasses.replace(self, pixels=pixels)
 
     def to_image(self) -> Image.Image:
