@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw
 
 from deepfill import masks as masklib
 from deepfill.baselines import BASELINES, Method, MethodUnavailable, make_baseline
-from deepfill.data import list_images
+from deepfill.data import center_crop, list_images
 from deepfill.errors import DeepfillError, InputError
 from deepfill.metrics import image_metrics, total_variation
 
@@ -114,23 +114,14 @@ def area_bin(area: float) -> str:
 
 
 def load_crop(path: str | Path, size: int) -> np.ndarray:
-    """Open an image, apply EXIF orientation, resize its short side to ``size``, centre-crop.
+    """The image's centre crop after resizing its short side to ``size`` (EXIF orientation applied).
 
     Returns float32 (size, size, 3) in [0, 1]. Alpha is dropped.
     """
     try:
-        with Image.open(path) as im:
-            im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale, still >= size
-            im = ImageOps.exif_transpose(im).convert("RGB")
-    except (OSError, ValueError) as exc:
+        return center_crop(path, size).astype(np.float32) / 255.0
+    except (OSError, ValueError, SyntaxError) as exc:
         raise InputError(f"cannot read image {path}: {exc}") from exc
-    w, h = im.size
-    scale = size / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    im = im.resize((nw, nh), Image.Resampling.BICUBIC, reducing_gap=3.0)
-    left, top = (nw - size) // 2, (nh - size) // 2
-    im = im.crop((left, top, left + size, top + size))
-    return np.asarray(im, dtype=np.float32) / 255.0
 
 
 class DeepfillMethod:
