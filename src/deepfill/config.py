@@ -32,7 +32,6 @@ class ModelConfig:
     # k-th pixel; "align_corners" reproduces the released TF code (converted official weights).
     resize: Literal["floor", "align_corners"] = "floor"
     ca_ksize: int = 3
-    ca_stride: int = 1
     ca_rate: int = 2
     ca_fuse_k: int = 3
     ca_softmax_scale: float = 10.0

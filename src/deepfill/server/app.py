@@ -324,7 +324,7 @@ def create_app(
             limits=Limits(max_upload_bytes=max_bytes, max_pixels=max_pixels),
         )
 
-    @app.get("/api/v1/model", response_model=ModelCard, tags=["api"])
+    @app.get("/api/v1/model", response_model=ModelCard, response_model_exclude_unset=True, tags=["api"])
     async def model() -> dict[str, Any]:
         """The model card of the weights in use (JSON shipped beside the .safetensors)."""
         return card
