@@ -57,6 +57,8 @@ def main() -> int:
     else:
         print(f"model: {card.get('name', 'deepfill-v1')}, trained {card.get('steps', '?')} steps on "
               f"{card.get('images_seen', '?')} images")
+        if card.get("status"):
+            print(f"NOTE: {card['status']}")
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for mask_path in sorted(EXAMPLES.glob("*_mask_*.png")):
