@@ -85,7 +85,7 @@ class Inpainter:
     """Fills holes in images with a DeepFill v1 generator.
 
     Args:
-        generator: the network (its weights are moved to ``device``).
+        generator: the network; the Inpainter takes it over (moves and casts it in place).
         card: the model card of the weights, kept for reporting.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or a torch device.
         dtype: ``"float32"``, or ``"bfloat16"``/``"float16"``: weights and activations in that
