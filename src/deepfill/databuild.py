@@ -69,6 +69,18 @@ class FormatError(DataBuildError, ValueError):
 # --------------------------------------------------------------------------------------------
 
 
+def _lz4_length(src: bytes, i: int, length: int) -> tuple[int, int]:
+    """A 4-bit length of 15 continues in bytes of 255 up to the first smaller one; returns (length, i)."""
+    if length == 15:
+        while True:
+            b = src[i]
+            i += 1
+            length += b
+            if b != 255:
+                break
+    return length, i
+
+
 def lz4_block_decompress(src: bytes, size: int) -> bytes:
     """Decode one raw LZ4 block (no frame header) whose decoded length is ``size``.
 
@@ -82,14 +94,7 @@ def lz4_block_decompress(src: bytes, size: int) -> bytes:
         while i < n:
             token = src[i]
             i += 1
-            length = token >> 4
-            if length == 15:
-                while True:
-                    b = src[i]
-                    i += 1
-                    length += b
-                    if b != 255:
-                        break
+            length, i = _lz4_length(src, i, token >> 4)
             if i + length > n:
                 raise FormatError("LZ4 literals run past the end of the block")
             out += src[i : i + length]
@@ -100,14 +105,7 @@ def lz4_block_decompress(src: bytes, size: int) -> bytes:
             i += 2
             if offset == 0 or offset > len(out):
                 raise FormatError(f"LZ4 match offset {offset} outside the {len(out)} bytes decoded")
-            length = token & 15
-            if length == 15:
-                while True:
-                    b = src[i]
-                    i += 1
-                    length += b
-                    if b != 255:
-                        break
+            length, i = _lz4_length(src, i, token & 15)
             length += 4
             start = len(out) - offset
             if offset >= length:
