@@ -29,6 +29,10 @@ class Generator(nn.Module):
     # reach it through the layers after the attention (receptive field: 7 feature pixels at 1/4
     # resolution, which the 4x4 paste-back spreads over 4.5 positions at 1/8).
     attention_reach = 6
+    # The layers after the last wide-reaching one (coarse conv11 on; refinement pmconv9 on) see
+    # at most 6 pixels at 1/4 resolution around an output pixel: cropped to the hole's box plus
+    # this margin they give the same hole pixels for a fraction of the work.
+    tail_margin = 6
 
     def __init__(self, config: ModelConfig = ModelConfig()) -> None:
         super().__init__()
@@ -97,15 +101,38 @@ class Generator(nn.Module):
         ones = torch.ones_like(mask)
         return torch.cat([x, ones, mask], dim=1)
 
-    def coarse(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Stage 1: the coarse prediction of the whole image, clamped to [-1, 1]."""
+    def coarse(self, x: torch.Tensor, mask: torch.Tensor, hole_only: bool = False) -> torch.Tensor:
+        """Stage 1: the coarse prediction of the whole image, clamped to [-1, 1].
+
+        With ``hole_only`` the decoder runs only around the hole (:meth:`tail_box`); the result
+        is exact inside the hole and zero far from it.
+        """
         h = self._input(x * (1 - mask), mask)
         for layer in (self.conv1, self.conv2_downsample, self.conv3, self.conv4_downsample, self.conv5,
                       self.conv6, self.conv7_atrous, self.conv8_atrous, self.conv9_atrous,
-                      self.conv10_atrous, self.conv11, self.conv12, self.conv13_upsample, self.conv14,
-                      self.conv15_upsample, self.conv16, self.conv17):
+                      self.conv10_atrous):
             h = layer(h)
-        return h.clamp(-1, 1)
+        box = self.tail_box(mask) if hole_only else None
+        h = _crop(h, box)
+        for layer in (self.conv11, self.conv12, self.conv13_upsample, self.conv14, self.conv15_upsample,
+                      self.conv16, self.conv17):
+            h = layer(h)
+        return _uncrop(h.clamp(-1, 1), box, x)
+
+    def tail_box(self, mask: torch.Tensor) -> tuple[int, int, int, int] | None:
+        """(top, bottom, left, right) at 1/4 resolution around every hole pixel of the batch.
+
+        None when the box would cover the whole map anyway (or there is no hole).
+        """
+        height, width = mask.shape[-2] // 4, mask.shape[-1] // 4
+        rows = torch.nonzero(mask.amax(dim=(0, 1, 3)) > 0.5)
+        cols = torch.nonzero(mask.amax(dim=(0, 1, 2)) > 0.5)
+        if rows.numel() == 0:
+            return None
+        m = self.tail_margin
+        box = (max(0, int(rows[0]) // 4 - m), min(height, int(rows[-1]) // 4 + 1 + m),
+               max(0, int(cols[0]) // 4 - m), min(width, int(cols[-1]) // 4 + 1 + m))
+        return None if box == (0, height, 0, width) else box
 
     def attention_region(self, mask: torch.Tensor) -> tuple[int, int, int, int]:
         """The box of attention positions that can influence any hole pixel of the batch.
@@ -128,7 +155,8 @@ class Generator(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Stage 2: refine the pasted coarse result; returns (refined, attention flow or None).
 
-        ``hole_only`` computes the attention only where it can change hole pixels (inference).
+        ``hole_only`` computes the attention and the decoder only where they can change hole
+        pixels (inference); the output is then exact inside the hole only.
         """
         h_in = self._input(coarse * mask + x * (1 - mask), mask)
         h = h_in
@@ -147,27 +175,47 @@ class Generator(nn.Module):
             mask_small = downscale_nearest(mask, h.shape[-2:], self.config.resize == "align_corners")
             region = self.attention_region(mask) if hole_only else None
             h, flow = self.contextual_attention(h, mask_small, return_flow=return_flow, region=region)
-        h = self.pmconv10(self.pmconv9(h))
+        box = self.tail_box(mask) if hole_only else None
+        h = self.pmconv10(self.pmconv9(_crop(h, box)))
 
-        h = torch.cat([hallucinated, h], dim=1)
+        h = torch.cat([_crop(hallucinated, box), h], dim=1)
         for layer in (self.allconv11, self.allconv12, self.allconv13_upsample, self.allconv14,
                       self.allconv15_upsample, self.allconv16, self.allconv17):
             h = layer(h)
-        return h.clamp(-1, 1), flow
+        return _uncrop(h.clamp(-1, 1), box, x), flow
 
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor, return_flow: bool = False, hole_only: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """x: [B, 3, H, W] in [-1, 1]; mask: [B, 1, H, W], 1 = hole. Returns (coarse, refined, flow).
 
-        With ``hole_only`` the refined output is exact inside the hole only (see
-        :meth:`attention_region`); use it when the result is composited, as at inference.
+        With ``hole_only`` both outputs are exact inside the hole only (see
+        :meth:`attention_region` and :meth:`tail_box`); use it when the result is composited, as
+        at inference.
         """
         if x.dim() != 4 or x.shape[1] != 3 or mask.shape != (x.shape[0], 1, *x.shape[2:]):
             raise ValueError(f"expected x [B, 3, H, W] and mask [B, 1, H, W], got {tuple(x.shape)} and {tuple(mask.shape)}")
         height, width = x.shape[-2:]
         if height % self.pad_multiple or width % self.pad_multiple:
             raise ValueError(f"height and width must be multiples of {self.pad_multiple}, got {height}x{width}")
-        coarse = self.coarse(x, mask)
+        coarse = self.coarse(x, mask, hole_only)
         refined, flow = self.refine(x, coarse, mask, return_flow, hole_only)
         return coarse, refined, flow
+
+
+def _crop(h: torch.Tensor, box: tuple[int, int, int, int] | None) -> torch.Tensor:
+    """``h`` (a 1/4-resolution map) inside ``box``, or all of it for None."""
+    if box is None:
+        return h
+    top, bottom, left, right = box
+    return h[..., top:bottom, left:right]
+
+
+def _uncrop(h: torch.Tensor, box: tuple[int, int, int, int] | None, like: torch.Tensor) -> torch.Tensor:
+    """Place the full-resolution output of a ``box`` crop in zeros shaped like the input image."""
+    if box is None:
+        return h
+    top, bottom, left, right = box
+    full = torch.zeros_like(like)
+    full[..., 4 * top : 4 * bottom, 4 * left : 4 * right] = h
+    return full
