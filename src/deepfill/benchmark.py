@@ -22,6 +22,7 @@ class Measurement:
     case: str
     size: str
     dtype: str
+    compiled: bool
     device: str
     threads: int
     median_s: float
@@ -30,11 +31,11 @@ class Measurement:
     peak_rss_mb: float
 
     def row(self) -> list[str]:
-        return [self.case, self.size, self.dtype, self.device, str(self.threads),
+        return [self.case, self.size, self.dtype, "yes" if self.compiled else "no", self.device, str(self.threads),
                 f"{self.median_s * 1000:.1f}", f"{self.min_s * 1000:.1f}", f"{self.peak_rss_mb:.0f}"]
 
 
-HEADER = ["case", "size", "dtype", "device", "threads", "median ms", "min ms", "peak RSS MB"]
+HEADER = ["case", "size", "dtype", "compiled", "device", "threads", "median ms", "min ms", "peak RSS MB"]
 
 
 def _timed(fn: Callable[[], None], runs: int, warmup: int, device: torch.device) -> list[float]:
@@ -72,8 +73,7 @@ def bench_square(inpainter: Inpainter, size: int, runs: int, warmup: int) -> Mea
     """End to end through ``Inpainter.fill``: the network on a size x size image, 25 % hole."""
     rgb, hole = square_hole_case(size)
     times = _timed(lambda: inpainter.fill(rgb, hole), runs, warmup, inpainter.device)
-    return Measurement("square hole 25%", f"{size}x{size}", _dtype_name(inpainter), str(inpainter.device),
-                       torch.get_num_threads(), statistics.median(times), min(times), runs, peak_rss_mb())
+    return _measurement("square hole 25%", f"{size}x{size}", inpainter, times)
 
 
 def bench_photo(inpainter: Inpainter, width: int, height: int, hole: int, runs: int, warmup: int) -> Measurement:
@@ -84,13 +84,13 @@ def bench_photo(inpainter: Inpainter, width: int, height: int, hole: int, runs: 
     top, left = (height - hole) // 2, (width - hole) // 2
     mask[top : top + hole, left : left + hole] = True
     times = _timed(lambda: inpainter.fill(rgb, mask), runs, warmup, inpainter.device)
-    return Measurement(f"photo, {hole}x{hole} hole", f"{width}x{height}", _dtype_name(inpainter),
-                       str(inpainter.device), torch.get_num_threads(), statistics.median(times), min(times), runs,
-                       peak_rss_mb())
+    return _measurement(f"photo, {hole}x{hole} hole", f"{width}x{height}", inpainter, times)
 
 
-def _dtype_name(inpainter: Inpainter) -> str:
-    return str(inpainter.dtype).removeprefix("torch.")
+def _measurement(case: str, size: str, inpainter: Inpainter, times: list[float]) -> Measurement:
+    return Measurement(case, size, str(inpainter.dtype).removeprefix("torch."), inpainter.compiled,
+                       str(inpainter.device), torch.get_num_threads(), statistics.median(times), min(times),
+                       len(times), peak_rss_mb())
 
 
 def format_table(rows: list[Measurement]) -> str:

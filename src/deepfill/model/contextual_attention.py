@@ -150,9 +150,9 @@ def contextual_attention(
             scores = _propagate(scores.view(batch, h1 - h0, c1 - c0, hd, wd), fuse_k)
         scores = scores.view(batch, h1 - h0, c1 - c0, locations)[:, r0 - h0 : r1 - h0, left - c0 : right - c0]
         scores = scores.reshape(batch, -1, locations)
-        # 5-6. Exclude invalid patches, softmax over background patches, exclude again.
-        scores = scores * valid[:, None]
-        attention = torch.softmax(scores * softmax_scale, dim=-1) * valid[:, None]
+        # 5-6. Exclude invalid patches (score 0, as released: they still count in the softmax's
+        # normalization), softmax over background patches, exclude them again.
+        attention = torch.softmax(scores * (valid[:, None] * softmax_scale), dim=-1) * valid[:, None]
         if flow_index is not None:
             flow_index[:, r0:r1, left:right] = attention.argmax(-1).view(batch, r1 - r0, right - left)
         # 7. Paste back: each foreground position is a weighted sum of raw patches.
