@@ -66,6 +66,26 @@ def _propagate(scores: torch.Tensor, fuse_k: int) -> torch.Tensor:
     return scores
 
 
+def _fold_region(cols: torch.Tensor, origin: tuple[int, int], size: tuple[int, int], rate: int) -> torch.Tensor:
+    """Overlap-add the (2*rate)^2 patches of a block of positions into a zero [B, C, *size] map.
+
+    ``cols`` is [B, C*(2*rate)^2, n, m] for positions origin..origin+(n, m) at stride ``rate``;
+    position (i, j) covers pixels from (i*rate - rate/2, j*rate - rate/2), clipped to the map.
+    """
+    batch, depth, n, m = cols.shape
+    kraw = 2 * rate
+    channels = depth // (kraw * kraw)
+    y = cols.new_zeros(batch, channels, *size)
+    if n == 0 or m == 0:
+        return y
+    block = F.fold(cols.reshape(batch, depth, n * m), ((n + 1) * rate, (m + 1) * rate), kraw, stride=rate)
+    y0, x0 = origin[0] * rate - rate // 2, origin[1] * rate - rate // 2
+    sy, sx = max(0, -y0), max(0, -x0)
+    ey, ex = min(block.shape[-2], size[0] - y0), min(block.shape[-1], size[1] - x0)
+    y[..., y0 + sy : y0 + ey, x0 + sx : x0 + ex] = block[..., sy:ey, sx:ex]
+    return y
+
+
 def contextual_attention(
     f: torch.Tensor,
     b: torch.Tensor,
@@ -135,7 +155,7 @@ def contextual_attention(
     c0, c1 = max(0, left - radius), min(wd, right + radius)  # columns plus the fuse halo
     chunk_elements = max_chunk_elements or MAX_CHUNK_ELEMENTS
     rows_per_chunk = max(1, chunk_elements // (batch * max(1, c1 - c0) * locations) - 2 * radius)
-    cols = raw.new_zeros(batch, raw.shape[1], hd, wd)
+    cols = raw.new_zeros(batch, raw.shape[1], bottom - top, right - left)  # pasted patches of the region
     flow_index = None
     if return_flow:
         here = torch.arange(locations, device=f.device).view(1, hd, wd)
@@ -157,9 +177,9 @@ def contextual_attention(
             flow_index[:, r0:r1, left:right] = attention.argmax(-1).view(batch, r1 - r0, right - left)
         # 7. Paste back: each foreground position is a weighted sum of raw patches.
         pasted = torch.bmm(raw, attention.transpose(1, 2).to(raw.dtype))  # [B, C*kraw*kraw, rows*cols]
-        cols[:, :, r0:r1, left:right] = pasted.view(batch, -1, r1 - r0, right - left)
+        cols[:, :, r0 - top : r1 - top] = pasted.view(batch, -1, r1 - r0, right - left)
 
-    y = F.fold(cols.view(batch, raw.shape[1], locations), (height, width), kraw, stride=rate, padding=rate // 2) / 4.0
+    y = _fold_region(cols, (top, left), (height, width), rate) / 4.0
 
     flow = None
     if flow_index is not None:
