@@ -1,0 +1,21 @@
+"""``deepfill benchmark`` measures the real model and writes what it measured."""
+
+import json
+
+from deepfill.cli import main
+
+
+def test_benchmark_writes_one_row_per_size_and_dtype(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["benchmark", "--sizes", "96,128", "--dtypes", "float32", "--device", "cpu",
+                 "--runs", "2", "--warmup", "0", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert [(r["size"], r["dtype"], r["compiled"]) for r in rows] == [("96x96", "float32", False),
+                                                                    ("128x128", "float32", False)]
+    assert all(0 < r["min_s"] <= r["median_s"] and r["runs"] == 2 and r["peak_rss_mb"] > 0 for r in rows)
+    assert "128x128" in capsys.readouterr().out
+
+
+def test_benchmark_rejects_unknown_dtypes(capsys):
+    assert main(["benchmark", "--dtypes", "float8"]) != 0
+    assert "unknown --dtypes float8" in capsys.readouterr().err
