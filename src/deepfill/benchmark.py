@@ -22,7 +22,6 @@ class Measurement:
     case: str
     size: str
     dtype: str
-    compiled: bool
     device: str
     threads: int
     median_s: float
@@ -31,11 +30,11 @@ class Measurement:
     peak_rss_mb: float
 
     def row(self) -> list[str]:
-        return [self.case, self.size, self.dtype, "yes" if self.compiled else "no", self.device, str(self.threads),
+        return [self.case, self.size, self.dtype, self.device, str(self.threads),
                 f"{self.median_s * 1000:.1f}", f"{self.min_s * 1000:.1f}", f"{self.peak_rss_mb:.0f}"]
 
 
-HEADER = ["case", "size", "dtype", "compiled", "device", "threads", "median ms", "min ms", "peak RSS MB"]
+HEADER = ["case", "size", "dtype", "device", "threads", "median ms", "min ms", "peak RSS MB"]
 
 
 def _timed(fn: Callable[[], None], runs: int, warmup: int, device: torch.device) -> list[float]:
@@ -88,7 +87,7 @@ def bench_photo(inpainter: Inpainter, width: int, height: int, hole: int, runs: 
 
 
 def _measurement(case: str, size: str, inpainter: Inpainter, times: list[float]) -> Measurement:
-    return Measurement(case, size, str(inpainter.dtype).removeprefix("torch."), inpainter.compiled,
+    return Measurement(case, size, str(inpainter.dtype).removeprefix("torch."),
                        str(inpainter.device), torch.get_num_threads(), statistics.median(times), min(times),
                        len(times), peak_rss_mb())
 

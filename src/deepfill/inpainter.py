@@ -92,9 +92,6 @@ class Inpainter:
             type and channels-last layout (the attention softmax stays in float32).
         max_size: long side up to which an image is processed whole.
         crop_size: long side to which the regions of larger images are downscaled when larger.
-        compile: run the network through ``torch.compile`` (inductor, weights frozen as
-            constants). The first call of each new input size compiles for about a minute;
-            later calls are faster. Pays off for many images of one size.
     """
 
     def __init__(
@@ -105,7 +102,6 @@ class Inpainter:
         dtype: str = "float32",
         max_size: int = 1024,
         crop_size: int = 512,
-        compile: bool = False,
     ) -> None:
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -114,8 +110,6 @@ class Inpainter:
         self.generator = generator.to(self.device).eval()
         if self.dtype != torch.float32:
             self.generator.to(self.dtype, memory_format=torch.channels_last)
-        self.compiled = compile
-        self._network = torch.compile(self.generator, options={"freezing": True}) if compile else self.generator
         self.card = card or {}
         self.max_size = max_size
         self.crop_size = crop_size
@@ -152,7 +146,7 @@ class Inpainter:
         xp, mp, size = pad_to_multiple(to_model_range(x), m, g.pad_multiple, g.min_size)
         if self.dtype != torch.float32:
             xp, mp = xp.to(self.dtype), mp.to(self.dtype)  # 3 channels: the layout matters little
-        _, refined, flow = self._network(xp, mp, return_flow=return_flow, hole_only=True)
+        _, refined, flow = g(xp, mp, return_flow=return_flow, hole_only=True)
         refined = crop_back(from_model_range(refined.float()), size)
         result = (refined * m + x * (1 - m)).clamp(0, 1).to(source_device)
         if not return_flow:

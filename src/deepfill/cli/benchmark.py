@@ -23,8 +23,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--photo", action="store_true", help="also a 4000x3000 photo with a 300x300 hole (crop strategy)")
-    p.add_argument("--compile", action="store_true",
-                   help="also measure each dtype through torch.compile (compiling takes about a minute per size)")
     p.add_argument("--weights", type=Path, help="generator weights (default: bundled)")
     p.add_argument("--json", type=Path, help="also write the measurements as JSON to this file")
     p.set_defaults(func=run)
@@ -48,17 +46,16 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"unknown --dtypes {', '.join(unknown)} (use float32, bfloat16, float16)")
     rows = []
     for dtype in dtypes:
-        for compiled in (False, True) if args.compile else (False,):
-            inpainter = Inpainter.from_pretrained(args.weights, device=args.device, dtype=dtype, compile=compiled)
-            if dtype == "float16" and inpainter.device.type == "cpu":
-                print("skipping float16 on CPU (no fast kernels)")
-                break
-            for size in sizes:
-                rows.append(bench_square(inpainter, size, args.runs, args.warmup))
-                print(format_table(rows[-1:]).splitlines()[-1], flush=True)
-            if args.photo:
-                rows.append(bench_photo(inpainter, 4000, 3000, 300, args.runs, args.warmup))
-                print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+        inpainter = Inpainter.from_pretrained(args.weights, device=args.device, dtype=dtype)
+        if dtype == "float16" and inpainter.device.type == "cpu":
+            print("skipping float16 on CPU (no fast kernels)")
+            continue
+        for size in sizes:
+            rows.append(bench_square(inpainter, size, args.runs, args.warmup))
+            print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+        if args.photo:
+            rows.append(bench_photo(inpainter, 4000, 3000, 300, args.runs, args.warmup))
+            print(format_table(rows[-1:]).splitlines()[-1], flush=True)
     print()
     print(format_table(rows))
     print(f"\nmachine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")

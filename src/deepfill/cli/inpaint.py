@@ -40,8 +40,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-size", type=int, default=1024,
                    help="images up to this long side run whole; larger ones are filled region by region (default: 1024)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the network: about a minute per new image size, then faster (folders of one size)")
     p.set_defaults(func=run)
 
 
@@ -54,8 +52,7 @@ def find_mask(image: Path, mask_dir: Path) -> Path | None:
 def _load_inpainter(args: argparse.Namespace):
     from deepfill.inpainter import Inpainter
 
-    inpainter = Inpainter.from_pretrained(args.weights, device=args.device, dtype=args.dtype, max_size=args.max_size,
-                                          compile=args.compile)
+    inpainter = Inpainter.from_pretrained(args.weights, device=args.device, dtype=args.dtype, max_size=args.max_size)
     warn_if_untrained(inpainter)
     return inpainter
 

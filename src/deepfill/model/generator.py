@@ -119,7 +119,6 @@ class Generator(nn.Module):
             h = layer(h)
         return _uncrop(h.clamp(-1, 1), box, x)
 
-    @torch.compiler.disable  # data-dependent python ints: computed eagerly
     def tail_box(self, mask: torch.Tensor) -> tuple[int, int, int, int] | None:
         """(top, bottom, left, right) at 1/4 resolution around every hole pixel of the batch.
 
@@ -135,7 +134,6 @@ class Generator(nn.Module):
                max(0, int(cols[0]) // 4 - m), min(width, int(cols[-1]) // 4 + 1 + m))
         return None if box == (0, height, 0, width) else box
 
-    @torch.compiler.disable  # data-dependent python ints: computed eagerly
     def attention_region(self, mask: torch.Tensor) -> tuple[int, int, int, int]:
         """The box of attention positions that can influence any hole pixel of the batch.
 
