@@ -125,13 +125,13 @@ class Generator(nn.Module):
         None when the box would cover the whole map anyway (or there is no hole).
         """
         height, width = mask.shape[-2] // 4, mask.shape[-1] // 4
-        rows = torch.nonzero(mask.amax(dim=(0, 1, 3)) > 0.5)
-        cols = torch.nonzero(mask.amax(dim=(0, 1, 2)) > 0.5)
-        if rows.numel() == 0:
+        extent = _hole_extent(mask)
+        if extent is None:
             return None
+        top, bottom, left, right = extent
         m = self.tail_margin
-        box = (max(0, int(rows[0]) // 4 - m), min(height, int(rows[-1]) // 4 + 1 + m),
-               max(0, int(cols[0]) // 4 - m), min(width, int(cols[-1]) // 4 + 1 + m))
+        box = (max(0, top // 4 - m), min(height, (bottom - 1) // 4 + 1 + m),
+               max(0, left // 4 - m), min(width, (right - 1) // 4 + 1 + m))
         return None if box == (0, height, 0, width) else box
 
     def attention_region(self, mask: torch.Tensor) -> tuple[int, int, int, int]:
@@ -141,13 +141,13 @@ class Generator(nn.Module):
         so attending from this box alone gives the same inpainted image.
         """
         stride = 4 * self.config.ca_rate
-        rows = torch.nonzero(mask.amax(dim=(0, 1, 3)) > 0.5)
-        cols = torch.nonzero(mask.amax(dim=(0, 1, 2)) > 0.5)
-        if rows.numel() == 0:
+        extent = _hole_extent(mask)
+        if extent is None:
             return 0, 0, 0, 0
+        top, bottom, left, right = extent
         reach = self.attention_reach
-        return (int(rows[0]) // stride - reach, int(rows[-1]) // stride + 1 + reach,
-                int(cols[0]) // stride - reach, int(cols[-1]) // stride + 1 + reach)
+        return (top // stride - reach, (bottom - 1) // stride + 1 + reach,
+                left // stride - reach, (right - 1) // stride + 1 + reach)
 
     def refine(
         self, x: torch.Tensor, coarse: torch.Tensor, mask: torch.Tensor, return_flow: bool = False,
@@ -201,6 +201,15 @@ class Generator(nn.Module):
         coarse = self.coarse(x, mask, hole_only)
         refined, flow = self.refine(x, coarse, mask, return_flow, hole_only)
         return coarse, refined, flow
+
+
+def _hole_extent(mask: torch.Tensor) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right), ends exclusive, of the hole pixels of the whole batch; None if none."""
+    rows = torch.nonzero(mask.amax(dim=(0, 1, 3)) > 0.5)
+    cols = torch.nonzero(mask.amax(dim=(0, 1, 2)) > 0.5)
+    if rows.numel() == 0:
+        return None
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
 def _crop(h: torch.Tensor, box: tuple[int, int, int, int] | None) -> torch.Tensor:
