@@ -1,0 +1,81 @@
+"""Inference latency with glibc's default malloc against ``deepfill.allocator.retain_freed_memory``.
+
+The setting is process-wide, so each variant runs in its own child process; the variants
+alternate ``--rounds`` times so both see the same machine load. Reports, per variant, the
+median over all rounds of the per-image latency, the minor page faults per image and peak RSS.
+
+    python benchmarks/allocator.py --sizes 512,1024 --dtype float32 --json benchmarks/results/allocator.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+
+CHILD = r"""
+import json, resource, sys, time
+retain, size, dtype, runs = sys.argv[1] == "1", int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+if retain:
+    from deepfill.allocator import retain_freed_memory
+    assert retain_freed_memory()
+import torch
+from deepfill.benchmark import square_hole_case
+from deepfill.inpainter import Inpainter
+torch.set_num_threads(2)
+inpainter = Inpainter.from_pretrained(device="cpu", dtype=dtype)
+rgb, hole = square_hole_case(size)
+inpainter.fill(rgb, hole)
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+times = []
+for _ in range(runs):
+    start = time.perf_counter()
+    inpainter.fill(rgb, hole)
+    times.append(time.perf_counter() - start)
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"times": times, "faults_per_image": (usage.ru_minflt - faults) / runs,
+                  "peak_rss_mb": usage.ru_maxrss / 1024}))
+"""
+
+
+def run_child(retain: bool, size: int, dtype: str, runs: int) -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD, "1" if retain else "0", str(size), dtype, str(runs)],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="512")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--runs", type=int, default=3, help="images per child process")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating child processes per variant")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    results = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        runs = {False: [], True: []}
+        for _ in range(args.rounds):
+            for retain in (False, True):
+                runs[retain].append(run_child(retain, size, args.dtype, args.runs))
+        for retain in (False, True):
+            row = {"size": size, "dtype": args.dtype, "allocator": "retain_freed_memory" if retain else "glibc default",
+                   "median_ms": 1000 * statistics.median(t for r in runs[retain] for t in r["times"]),
+                   "faults_per_image": statistics.median(r["faults_per_image"] for r in runs[retain]),
+                   "peak_rss_mb": max(r["peak_rss_mb"] for r in runs[retain])}
+            results.append(row)
+            print(f"{size:5d} {args.dtype:9s} {row['allocator']:20s} {row['median_ms']:8.0f} ms "
+                  f"{row['faults_per_image']:9.0f} faults/image  peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
+    if args.json:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), platform.machine())
+        with open(args.json, "w") as fh:
+            json.dump({"machine": {"cpu": cpu, "threads": 2}, "results": results}, fh, indent=2)
+            fh.write("\n")
+
+
+if __name__ == "__main__":
+    main()
