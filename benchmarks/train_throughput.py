@@ -20,9 +20,10 @@ import torch
 from deepfill.train import Trainer, TrainConfig, setup_distributed
 
 
-def measure(data: str, size: int, batch: int, amp: str, steps: int, critic_steps: int, gan: bool) -> dict:
+def measure(data: str, size: int, batch: int, amp: str, steps: int, critic_steps: int, gan: bool,
+            channels_last: bool = False) -> dict:
     config = TrainConfig(image_size=size, batch_size=batch, amp=amp, critic_steps=critic_steps, num_workers=0,
-                         gan_loss_alpha=0.001 if gan else 0.0)
+                         gan_loss_alpha=0.001 if gan else 0.0, channels_last=channels_last)
     with tempfile.TemporaryDirectory() as run_dir:
         _, device = setup_distributed()
         trainer = Trainer(config, data, run_dir, device=device)
@@ -37,7 +38,7 @@ def measure(data: str, size: int, batch: int, amp: str, steps: int, critic_steps
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - start)
     seconds = statistics.median(times)
-    return {"size": size, "batch": batch, "amp": amp, "gan": gan, "critic_steps": critic_steps if gan else 0,
+    return {"size": size, "batch": batch, "amp": amp, "channels_last": channels_last, "gan": gan, "critic_steps": critic_steps if gan else 0,
             "median_step_s": round(seconds, 3), "images_per_s": round(batch * passes / seconds, 2),
             "device": str(trainer.device), "amp_dtype": str(trainer.amp)}
 
@@ -49,11 +50,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--critic-steps", type=int, default=1)
-    parser.add_argument("--amp", default="none,bf16")
+    parser.add_argument("--amp", default="none,bf16", help="comma-separated; a '+cl' suffix (none+cl) adds channels-last")
     parser.add_argument("--no-gan", action="store_true", help="reconstruction losses only (critics idle)")
     parser.add_argument("--json")
     args = parser.parse_args()
-    rows = [measure(args.data, args.size, args.batch, amp, args.steps, args.critic_steps, not args.no_gan)
+    rows = [measure(args.data, args.size, args.batch, amp.removesuffix("+cl"), args.steps, args.critic_steps,
+                    not args.no_gan, amp.endswith("+cl"))
             for amp in args.amp.split(",")]
     for row in rows:
         print(json.dumps(row))

@@ -13,7 +13,6 @@ import importlib
 import logging
 import sys
 
-from deepfill.allocator import retain_freed_memory
 from deepfill.errors import DeepfillError
 
 SUBCOMMANDS = ("inpaint", "benchmark", "train", "evaluate", "serve", "data", "convert_tf")
@@ -52,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    retain_freed_memory()
+    from deepfill.runtime import tune_process
+
+    tune_process()  # imports torch: after the parser, so `deepfill --help` stays fast
     try:
         return int(args.func(args) or 0)
     except DeepfillError as exc:

@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--image-size", type=int)
     p.add_argument("--amp", choices=["auto", "none", "bf16", "fp16"])
+    p.add_argument("--channels-last", action="store_true", default=None,
+                   help="channels-last layout (faster on some CPUs: measure with benchmarks/train_throughput.py)")
     p.add_argument("--init", type=Path, help="start the generator from these .safetensors weights (fresh critics)")
     p.set_defaults(func=run)
 
@@ -37,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from deepfill.train import CHECKPOINT, Trainer, TrainConfig, setup_distributed
 
     overrides = {k: v for k, v in (("batch_size", args.batch_size), ("image_size", args.image_size),
-                                   ("amp", args.amp), ("val_data", args.val_data)) if v is not None}
+                                   ("amp", args.amp), ("val_data", args.val_data),
+                                   ("channels_last", args.channels_last)) if v is not None}
     checkpoint = args.out / CHECKPOINT
     if args.resume:
         if not checkpoint.is_file():

@@ -1,4 +1,4 @@
-"""deepfill.allocator: freed tensor memory is reused without new page faults."""
+"""deepfill.runtime: freed tensor memory is reused without new page faults."""
 
 import platform
 import subprocess
@@ -11,7 +11,7 @@ CHILD = r"""
 import resource, sys
 import torch
 if sys.argv[1] == "1":
-    from deepfill.allocator import retain_freed_memory
+    from deepfill.runtime import retain_freed_memory
     assert retain_freed_memory()
 def faults_of_one_tensor():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -33,3 +33,12 @@ def test_retained_memory_is_reused_without_page_faults():
     # The first few seconds of a process still fault (seen here: up to 8 of 30 times); then the
     # freed memory is reused as it is.
     assert max(faults_per_tensor(retain=True)[-10:]) < PAGES // 20
+
+
+def test_flush_denormals_zeroes_values_below_the_float32_normal_range():
+    code = ("import torch\nfrom deepfill.runtime import flush_denormals\n"
+            "tiny = torch.full((4,), 1e-39)\nbefore = (tiny * 1.5).min().item()\n"
+            "assert flush_denormals()\nprint(before, (tiny * 1.5).max().item())")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    before, after = (float(v) for v in out.stdout.split())
+    assert before > 0 and after == 0

@@ -1,10 +1,10 @@
-"""Inference latency with glibc's default malloc against ``deepfill.allocator.retain_freed_memory``.
+"""Inference latency with glibc's default malloc against ``deepfill.runtime.retain_freed_memory``.
 
 The setting is process-wide, so each variant runs in its own child process; the variants
 alternate ``--rounds`` times so both see the same machine load. Reports, per variant, the
 median over all rounds of the per-image latency, the minor page faults per image and peak RSS.
 
-    python benchmarks/allocator.py --sizes 512,1024 --dtype float32 --json benchmarks/results/allocator.json
+    python benchmarks/runtime_settings.py --sizes 512 --dtype float32 --json benchmarks/results/runtime_settings.json
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import sys
 
 CHILD = r"""
 import json, resource, sys, time
-retain, size, dtype, runs = sys.argv[1] == "1", int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-if retain:
-    from deepfill.allocator import retain_freed_memory
-    assert retain_freed_memory()
+variant, size, dtype, runs = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+if variant != "default":
+    from deepfill import runtime
+    getattr(runtime, variant)()
 import torch
 from deepfill.benchmark import square_hole_case
 from deepfill.inpainter import Inpainter
@@ -41,8 +41,11 @@ print(json.dumps({"times": times, "faults_per_image": (usage.ru_minflt - faults)
 """
 
 
-def run_child(retain: bool, size: int, dtype: str, runs: int) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, "1" if retain else "0", str(size), dtype, str(runs)],
+VARIANTS = ("default", "retain_freed_memory", "tune_process")
+
+
+def run_child(variant: str, size: int, dtype: str, runs: int) -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD, variant, str(size), dtype, str(runs)],
                          check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -57,17 +60,17 @@ def main() -> None:
     args = parser.parse_args()
     results = []
     for size in (int(s) for s in args.sizes.split(",")):
-        runs = {False: [], True: []}
+        runs = {variant: [] for variant in VARIANTS}
         for _ in range(args.rounds):
-            for retain in (False, True):
-                runs[retain].append(run_child(retain, size, args.dtype, args.runs))
-        for retain in (False, True):
-            row = {"size": size, "dtype": args.dtype, "allocator": "retain_freed_memory" if retain else "glibc default",
-                   "median_ms": 1000 * statistics.median(t for r in runs[retain] for t in r["times"]),
-                   "faults_per_image": statistics.median(r["faults_per_image"] for r in runs[retain]),
-                   "peak_rss_mb": max(r["peak_rss_mb"] for r in runs[retain])}
+            for variant in VARIANTS:
+                runs[variant].append(run_child(variant, size, args.dtype, args.runs))
+        for variant in VARIANTS:
+            row = {"size": size, "dtype": args.dtype, "settings": variant,
+                   "median_ms": 1000 * statistics.median(t for r in runs[variant] for t in r["times"]),
+                   "faults_per_image": statistics.median(r["faults_per_image"] for r in runs[variant]),
+                   "peak_rss_mb": max(r["peak_rss_mb"] for r in runs[variant])}
             results.append(row)
-            print(f"{size:5d} {args.dtype:9s} {row['allocator']:20s} {row['median_ms']:8.0f} ms "
+            print(f"{size:5d} {args.dtype:9s} {variant:20s} {row['median_ms']:8.0f} ms "
                   f"{row['faults_per_image']:9.0f} faults/image  peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
     if args.json:
         with open("/proc/cpuinfo") as fh:
