@@ -42,3 +42,10 @@ def test_flush_denormals_zeroes_values_below_the_float32_normal_range():
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     before, after = (float(v) for v in out.stdout.split())
     assert before > 0 and after == 0
+
+
+def test_an_inpainter_flushes_denormals():
+    code = ("import torch\nfrom deepfill.inpainter import Inpainter\nInpainter.from_pretrained(device='cpu')\n"
+            "print((torch.full((4,), 1e-39) * 1.5).max().item())")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert float(out.stdout.split()[-1]) == 0

@@ -22,6 +22,7 @@ from scipy import ndimage
 from deepfill.errors import InputError
 from deepfill.model.contextual_attention import flow_to_image
 from deepfill.model.generator import Generator
+from deepfill.runtime import flush_denormals
 from deepfill.processing import (
     Picture,
     crop_back,
@@ -93,6 +94,8 @@ class Inpainter:
             every type: the convolutions then run ~10 % faster on CPUs.
         max_size: long side up to which an image is processed whole.
         crop_size: long side to which the regions of larger images are downscaled when larger.
+
+    Creating one flushes float32 denormals to zero for the process (:mod:`deepfill.runtime`).
     """
 
     def __init__(
@@ -108,6 +111,7 @@ class Inpainter:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         self.device = resolve_device(device)
         self.dtype = DTYPES[dtype]
+        flush_denormals()  # 3x at 512 x 512 float32 on photos (benchmarks/results/runtime_settings.json)
         self.generator = generator.to(self.device).eval()
         self.generator.to(self.dtype, memory_format=torch.channels_last)
         self.card = card or {}
