@@ -60,7 +60,6 @@ def test_chunking_is_in_effect(monkeypatch):
     assert len(calls) > 2  # two GEMMs per chunk
 
 
-
 def test_channels_last_float32_equals_the_plain_layout(case):
     """The Inpainter's channels-last fp32 weights fill the hole as the plain NCHW network (1e-5)."""
     image, hole = case

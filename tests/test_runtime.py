@@ -1,4 +1,4 @@
-"""deepfill.runtime: freed tensor memory is reused without new page faults."""
+"""deepfill.runtime: freed tensor memory is reused without page faults; denormals are flushed."""
 
 import platform
 import subprocess

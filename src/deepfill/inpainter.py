@@ -22,7 +22,6 @@ from scipy import ndimage
 from deepfill.errors import InputError
 from deepfill.model.contextual_attention import flow_to_image
 from deepfill.model.generator import Generator
-from deepfill.runtime import flush_denormals
 from deepfill.processing import (
     Picture,
     crop_back,
@@ -32,6 +31,7 @@ from deepfill.processing import (
     picture_from_image,
     to_model_range,
 )
+from deepfill.runtime import flush_denormals
 from deepfill.weights.io import load_generator
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,9 @@ class Inpainter:
         max_size: long side up to which an image is processed whole.
         crop_size: long side to which the regions of larger images are downscaled when larger.
 
-    Creating one flushes float32 denormals to zero for the process (:mod:`deepfill.runtime`).
+    Creating one flushes float32 denormals to zero (:mod:`deepfill.runtime`) in the creating
+    thread and the threads started after it; call ``deepfill.runtime.tune_process()`` before any
+    other torch work to have it in torch's worker threads for certain.
     """
 
     def __init__(
