@@ -1,8 +1,11 @@
-"""Inference latency with glibc's default malloc against ``deepfill.runtime.retain_freed_memory``.
+"""Inference latency without and with the process settings of ``deepfill.runtime``.
 
-The setting is process-wide, so each variant runs in its own child process; the variants
-alternate ``--rounds`` times so both see the same machine load. Reports, per variant, the
-median over all rounds of the per-image latency, the minor page faults per image and peak RSS.
+Variants: ``default`` (neither: denormals are turned back on after the Inpainter, which flushes
+them, is made), ``retain_freed_memory`` (only the allocator setting), ``tune_process`` (both:
+what the ``deepfill`` command runs with). The settings are process-wide, so each variant runs in
+its own child process; the variants alternate ``--rounds`` times so all see the same load.
+Reports, per variant, the median over all rounds of the per-image latency, the minor page
+faults per image and peak RSS.
 
     python benchmarks/runtime_settings.py --sizes 512 --dtype float32 --json benchmarks/results/runtime_settings.json
 """
@@ -11,22 +14,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
 
+import torch
+
+from deepfill.train import hardware
+
 CHILD = r"""
 import json, resource, sys, time
 variant, size, dtype, runs = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+from deepfill import runtime
 if variant != "default":
-    from deepfill import runtime
     getattr(runtime, variant)()
 import torch
 from deepfill.benchmark import square_hole_case
 from deepfill.inpainter import Inpainter
 torch.set_num_threads(2)
 inpainter = Inpainter.from_pretrained(device="cpu", dtype=dtype)
+torch.set_flush_denormal(variant == "tune_process")
 rgb, hole = square_hole_case(size)
 inpainter.fill(rgb, hole)
 faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -73,10 +80,9 @@ def main() -> None:
             print(f"{size:5d} {args.dtype:9s} {variant:20s} {row['median_ms']:8.0f} ms "
                   f"{row['faults_per_image']:9.0f} faults/image  peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
     if args.json:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), platform.machine())
+        torch.set_num_threads(2)  # as in the children
         with open(args.json, "w") as fh:
-            json.dump({"machine": {"cpu": cpu, "threads": 2}, "results": results}, fh, indent=2)
+            json.dump({"machine": hardware(torch.device("cpu"), 1), "results": results}, fh, indent=2)
             fh.write("\n")
 
 

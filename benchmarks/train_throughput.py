@@ -38,7 +38,8 @@ def measure(data: str, size: int, batch: int, amp: str, steps: int, critic_steps
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - start)
     seconds = statistics.median(times)
-    return {"size": size, "batch": batch, "amp": amp, "channels_last": channels_last, "gan": gan, "critic_steps": critic_steps if gan else 0,
+    return {"size": size, "batch": batch, "amp": amp, "channels_last": channels_last, "gan": gan,
+            "critic_steps": critic_steps if gan else 0,
             "median_step_s": round(seconds, 3), "images_per_s": round(batch * passes / seconds, 2),
             "device": str(trainer.device), "amp_dtype": str(trainer.amp)}
 
