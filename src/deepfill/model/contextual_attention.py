@@ -66,19 +66,20 @@ def _propagate(scores: torch.Tensor, fuse_k: int) -> torch.Tensor:
     return scores
 
 
-def _fold_region(cols: torch.Tensor, origin: tuple[int, int], size: tuple[int, int], rate: int) -> torch.Tensor:
+def _fold_region(pasted: torch.Tensor, origin: tuple[int, int], size: tuple[int, int], rate: int) -> torch.Tensor:
     """Overlap-add the (2*rate)^2 patches of a block of positions into a zero [B, C, *size] map.
 
-    ``cols`` is [B, C*(2*rate)^2, n, m] for positions origin..origin+(n, m) at stride ``rate``;
+    ``pasted`` is [B, n, m, C*(2*rate)^2] for positions origin..origin+(n, m) at stride ``rate``;
     position (i, j) covers pixels from (i*rate - rate/2, j*rate - rate/2), clipped to the map.
     """
-    batch, depth, n, m = cols.shape
+    batch, n, m, depth = pasted.shape
     kraw = 2 * rate
     channels = depth // (kraw * kraw)
-    y = cols.new_zeros(batch, channels, *size)
+    y = pasted.new_zeros(batch, channels, *size)
     if n == 0 or m == 0:
         return y
-    block = F.fold(cols.reshape(batch, depth, n * m), ((n + 1) * rate, (m + 1) * rate), kraw, stride=rate)
+    cols = pasted.reshape(batch, n * m, depth).transpose(1, 2)
+    block = F.fold(cols, ((n + 1) * rate, (m + 1) * rate), kraw, stride=rate)
     y0, x0 = origin[0] * rate - rate // 2, origin[1] * rate - rate // 2
     sy, sx = max(0, -y0), max(0, -x0)
     ey, ex = min(block.shape[-2], size[0] - y0), min(block.shape[-1], size[1] - x0)
@@ -124,13 +125,13 @@ def contextual_attention(
     if mask is not None and mask.shape != (batch, 1, height, width):
         raise ValueError(f"mask must be {(batch, 1, height, width)}, got {tuple(mask.shape)}")
 
-    # 1. Raw (2*rate)x(2*rate) background patches with stride rate: the paste-back filters.
+    # 1. Raw (2*rate)x(2*rate) background patches with stride rate, one row per position: the
+    # paste-back matrix.
     kraw = 2 * rate
-    raw = F.unfold(F.pad(b, (rate // 2,) * 4), kraw, stride=rate)  # [B, C*kraw*kraw, Lb]
+    raw = _patch_rows(b, kraw, rate, rate // 2)  # [B, Lb, C*kraw*kraw]
 
     # 2. Downscale by nearest neighbour.
     hd, wd = height // rate, width // rate
-    fd = downscale_nearest(f, (hd, wd), align_corners)
     bd = downscale_nearest(b, (hd, wd), align_corners)
     locations = hd * wd
     pad = ksize // 2
@@ -144,10 +145,13 @@ def contextual_attention(
         md = downscale_nearest(mask.float(), (hd, wd), align_corners)
         valid = (F.unfold(md, ksize, padding=pad).sum(1) == 0).float()  # [B, Lb]
 
-    # 4. Matching filters: background patches, each normalized to unit length.
-    w = F.unfold(bd, ksize, padding=pad)  # [B, C*k*k, Lb]
-    w = w / w.norm(dim=1, keepdim=True).clamp_min(1e-4)
-    fg = F.unfold(fd, ksize, padding=pad).transpose(1, 2).view(batch, hd, wd, -1)  # [B, Hf, Wf, C*k*k]
+    # 4. Matching filters: background patches, each normalized to unit length; the foreground
+    # patches are the same rows when f is b (self-attention, as in the generator).
+    patches = _patch_rows(bd, ksize, 1, pad)  # [B, Lb, C*k*k]
+    w = patches / patches.norm(dim=-1, keepdim=True).clamp_min(1e-4)
+    if f is not b:
+        patches = _patch_rows(downscale_nearest(f, (hd, wd), align_corners), ksize, 1, pad)
+    fg = patches.view(batch, hd, wd, -1)  # [B, Hf, Wf, C*k*k]
 
     radius = fuse_k // 2 if fuse else 0
     if top >= bottom or left >= right:
@@ -155,7 +159,7 @@ def contextual_attention(
     c0, c1 = max(0, left - radius), min(wd, right + radius)  # columns plus the fuse halo
     chunk_elements = max_chunk_elements or MAX_CHUNK_ELEMENTS
     rows_per_chunk = max(1, chunk_elements // (batch * max(1, c1 - c0) * locations) - 2 * radius)
-    cols = raw.new_zeros(batch, raw.shape[1], bottom - top, right - left)  # pasted patches of the region
+    pasted = raw.new_zeros(batch, bottom - top, right - left, raw.shape[-1])  # per region position
     flow_index = None
     if return_flow:
         here = torch.arange(locations, device=f.device).view(1, hd, wd)
@@ -165,7 +169,7 @@ def contextual_attention(
         r1 = min(bottom, r0 + rows_per_chunk)
         h0, h1 = max(0, r0 - radius), min(hd, r1 + radius)  # rows plus the fuse halo
         queries = fg[:, h0:h1, c0:c1].reshape(batch, -1, fg.shape[-1])
-        scores = torch.bmm(queries, w).float()  # [B, rows*cols, Lb]
+        scores = torch.bmm(queries, w.transpose(1, 2)).float()  # [B, rows*cols, Lb]
         if fuse:
             scores = _propagate(scores.view(batch, h1 - h0, c1 - c0, hd, wd), fuse_k)
         scores = scores.view(batch, h1 - h0, c1 - c0, locations)[:, r0 - h0 : r1 - h0, left - c0 : right - c0]
@@ -176,10 +180,10 @@ def contextual_attention(
         if flow_index is not None:
             flow_index[:, r0:r1, left:right] = attention.argmax(-1).view(batch, r1 - r0, right - left)
         # 7. Paste back: each foreground position is a weighted sum of raw patches.
-        pasted = torch.bmm(raw, attention.transpose(1, 2).to(raw.dtype))  # [B, C*kraw*kraw, rows*cols]
-        cols[:, :, r0 - top : r1 - top] = pasted.view(batch, -1, r1 - r0, right - left)
+        rows = torch.bmm(attention.to(raw.dtype), raw)  # [B, rows*cols, C*kraw*kraw]
+        pasted[:, r0 - top : r1 - top] = rows.view(batch, r1 - r0, right - left, -1)
 
-    y = _fold_region(cols, (top, left), (height, width), rate) / 4.0
+    y = _fold_region(pasted, (top, left), (height, width), rate) / 4.0
 
     flow = None
     if flow_index is not None:
@@ -187,6 +191,17 @@ def contextual_attention(
         xs = torch.arange(wd, device=f.device).view(1, 1, wd)
         flow = torch.stack([flow_index // wd - ys, flow_index % wd - xs], dim=1)
     return y, flow
+
+
+def _patch_rows(x: torch.Tensor, k: int, stride: int, pad: int) -> torch.Tensor:
+    """The k x k patches of ``x`` [B, C, H, W], zero-padded by ``pad``, as rows [B, L, C*k*k].
+
+    Rows and the values within a row are in ``F.unfold``'s order (channel-major): this is its
+    transpose, made with one copy.
+    """
+    batch, channels = x.shape[:2]
+    patches = F.pad(x, (pad,) * 4).unfold(2, k, stride).unfold(3, k, stride)  # [B, C, Lh, Lw, k, k]
+    return patches.permute(0, 2, 3, 1, 4, 5).reshape(batch, -1, channels * k * k)
 
 
 class ContextualAttention(nn.Module):
