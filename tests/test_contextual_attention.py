@@ -91,6 +91,15 @@ def test_chunked_equals_unchunked():
     assert torch.equal(flow_whole, flow_chunked)
 
 
+def test_self_attention_shortcut_equals_separate_inputs():
+    """With f is b the foreground patches are reused from the background's: same result."""
+    f, _, mask = _inputs(4, size=(12, 16))
+    shared, flow_shared = contextual_attention(f, f, mask, return_flow=True)
+    separate, flow_separate = contextual_attention(f, f.clone(), mask, return_flow=True)
+    assert torch.equal(shared, separate)
+    assert torch.equal(flow_shared, flow_separate)
+
+
 def test_hole_patches_never_attended():
     f, b, mask = _inputs(2, batch=1, size=(12, 12))
     # Make the hole content huge: if any attention reached it, the output would explode.
