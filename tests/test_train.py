@@ -160,6 +160,19 @@ def test_ddp_two_processes_on_cpu(photos, tmp_path):
     assert state["step"] == 2 and state["images_seen"] == 2 * 2 * 2  # steps x ranks x batch
 
 
+def test_ddp_stops_every_rank_on_a_non_finite_loss_of_one(photos, tmp_path):
+    config = _write_config(tmp_path / "c.toml")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+         f"--master_port={_free_port()}", str(Path(__file__).parent / "fixtures" / "nan_on_rank1.py"), "train",
+         "--data", str(photos), "--out", str(tmp_path / "run"), "--config", str(config), "--steps", "4"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert result.returncode != 0
+    assert result.stderr.count("non-finite loss at step 2") == 2, result.stderr[-3000:]  # both ranks
+
+
 def test_init_carries_the_training_history(photos, tmp_path):
     config = TrainConfig(**TINY)
     Trainer(config, photos, tmp_path / "first").fit(2)

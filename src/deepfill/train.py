@@ -503,10 +503,10 @@ class Trainer:
                 self.step += 1
                 self.images_seen += cfg.batch_size * self.info.world * passes
                 bar.update(1)
+                if not self._all_finite(stats):
+                    raise FloatingPointError(f"non-finite loss at step {self.step}: {stats}")
                 if not self.info.is_main:
                     continue
-                if not all(math.isfinite(v) for v in stats.values()):
-                    raise FloatingPointError(f"non-finite loss at step {self.step}: {stats}")
                 now = time.perf_counter()
                 rate = cfg.batch_size * self.info.world * passes / max(now - last_log, 1e-9)
                 last_log = now
@@ -530,6 +530,16 @@ class Trainer:
             if writer is not None:
                 writer.close()
         return self.step
+
+    def _all_finite(self, stats: dict[str, float]) -> bool:
+        """Whether every rank's losses are finite: all ranks stop together rather than some
+        waiting forever in the next gradient all-reduce for one that stopped."""
+        finite = all(math.isfinite(v) for v in stats.values())
+        if self.info.world == 1:
+            return finite
+        flag = torch.tensor([0.0 if finite else 1.0], device=self.device)
+        dist.all_reduce(flag)
+        return flag.item() == 0
 
     def _writer(self):
         try:
