@@ -31,7 +31,8 @@ class Generator(nn.Module):
     attention_reach = 6
     # The layers after the last wide-reaching one (coarse conv11 on; refinement pmconv9 on) see
     # at most 6 pixels at 1/4 resolution around an output pixel: cropped to the hole's box plus
-    # this margin they give the same hole pixels for a fraction of the work.
+    # this margin they give the same hole pixels for a fraction of the work. The dilated stacks
+    # before them compute only what that box reads (:func:`_run_toward`).
     tail_margin = 6
 
     def __init__(self, config: ModelConfig = ModelConfig()) -> None:
@@ -104,16 +105,16 @@ class Generator(nn.Module):
     def coarse(self, x: torch.Tensor, mask: torch.Tensor, hole_only: bool = False) -> torch.Tensor:
         """Stage 1: the coarse prediction of the whole image, clamped to [-1, 1].
 
-        With ``hole_only`` the decoder runs only around the hole (:meth:`tail_box`); the result
-        is exact inside the hole and zero far from it.
+        With ``hole_only`` the decoder runs only around the hole (:meth:`tail_box`) and the
+        layers before it only where the decoder reads; the result is exact inside the hole and
+        zero far from it.
         """
         h = self._input(x * (1 - mask), mask)
-        for layer in (self.conv1, self.conv2_downsample, self.conv3, self.conv4_downsample, self.conv5,
-                      self.conv6, self.conv7_atrous, self.conv8_atrous, self.conv9_atrous,
-                      self.conv10_atrous):
+        for layer in (self.conv1, self.conv2_downsample, self.conv3, self.conv4_downsample):
             h = layer(h)
         box = self.tail_box(mask) if hole_only else None
-        h = _crop(h, box)
+        h = _run_toward((self.conv5, self.conv6, self.conv7_atrous, self.conv8_atrous, self.conv9_atrous,
+                         self.conv10_atrous), h, box)
         for layer in (self.conv11, self.conv12, self.conv13_upsample, self.conv14, self.conv15_upsample,
                       self.conv16, self.conv17):
             h = layer(h)
@@ -155,16 +156,16 @@ class Generator(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Stage 2: refine the pasted coarse result; returns (refined, attention flow or None).
 
-        ``hole_only`` computes the attention and the decoder only where they can change hole
-        pixels (inference); the output is then exact inside the hole only.
+        ``hole_only`` computes the attention, the dilated stack and the decoder only where they
+        can change hole pixels (inference); the output is then exact inside the hole only.
         """
         h_in = self._input(coarse * mask + x * (1 - mask), mask)
+        box = self.tail_box(mask) if hole_only else None
         h = h_in
-        for layer in (self.xconv1, self.xconv2_downsample, self.xconv3, self.xconv4_downsample,
-                      self.xconv5, self.xconv6, self.xconv7_atrous, self.xconv8_atrous,
-                      self.xconv9_atrous, self.xconv10_atrous):
+        for layer in (self.xconv1, self.xconv2_downsample, self.xconv3, self.xconv4_downsample):
             h = layer(h)
-        hallucinated = h
+        hallucinated = _run_toward((self.xconv5, self.xconv6, self.xconv7_atrous, self.xconv8_atrous,
+                                    self.xconv9_atrous, self.xconv10_atrous), h, box)
 
         h = h_in
         for layer in (self.pmconv1, self.pmconv2_downsample, self.pmconv3, self.pmconv4_downsample,
@@ -175,10 +176,9 @@ class Generator(nn.Module):
             mask_small = downscale_nearest(mask, h.shape[-2:], self.config.resize == "align_corners")
             region = self.attention_region(mask) if hole_only else None
             h, flow = self.contextual_attention(h, mask_small, return_flow=return_flow, region=region)
-        box = self.tail_box(mask) if hole_only else None
         h = self.pmconv10(self.pmconv9(_crop(h, box)))
 
-        h = torch.cat([_crop(hallucinated, box), h], dim=1)
+        h = torch.cat([hallucinated, h], dim=1)
         for layer in (self.allconv11, self.allconv12, self.allconv13_upsample, self.allconv14,
                       self.allconv15_upsample, self.allconv16, self.allconv17):
             h = layer(h)
@@ -210,6 +210,30 @@ def _hole_extent(mask: torch.Tensor) -> tuple[int, int, int, int] | None:
     if rows.numel() == 0:
         return None
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _run_toward(layers: tuple[GenConv, ...], h: torch.Tensor, box: tuple[int, int, int, int] | None) -> torch.Tensor:
+    """Run stride-1 ``layers`` on the map ``h``; with a ``box``, return the last output inside it only.
+
+    Each layer then computes just what the layers after it read: the next one's box grown by
+    that one's reach, clipped to the map (the dilated convs' reach of 16 makes that a fraction of
+    the map around a hole). The values inside ``box`` are those of the whole-map computation.
+    """
+    if box is None:
+        for layer in layers:
+            h = layer(h)
+        return h
+    height, width = h.shape[-2:]
+    boxes = [box]
+    for layer in reversed(layers[1:]):
+        top, bottom, left, right = boxes[-1]
+        r = layer.reach
+        boxes.append((max(0, top - r), min(height, bottom + r), max(0, left - r), min(width, right + r)))
+    have = (0, height, 0, width)
+    for layer, want in zip(layers, reversed(boxes)):
+        h = layer.forward_region(h, have, want, (height, width))
+        have = want
+    return h
 
 
 def _crop(h: torch.Tensor, box: tuple[int, int, int, int] | None) -> torch.Tensor:

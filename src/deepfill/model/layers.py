@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+Box = tuple[int, int, int, int]  # top, bottom, left, right; ends exclusive
+
 
 class GenConv(nn.Module):
     """Conv + ELU with mirror or TF-"SAME" zero padding, as ``gen_conv`` in the released code.
@@ -45,8 +47,32 @@ class GenConv(nn.Module):
             pads += [total // 2, total - total // 2]
         return F.pad(x, pads)
 
+    @property
+    def reach(self) -> int:
+        """How far (in input pixels) an output pixel of this stride-1 conv reads on each side."""
+        return self.conv.dilation[0] * (self.conv.kernel_size[0] - 1) // 2
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(self._pad(x))
+        return self._activate(self.conv(self._pad(x)))
+
+    def forward_region(self, x: torch.Tensor, have: Box, want: Box, size: tuple[int, int]) -> torch.Tensor:
+        """The output inside the box ``want`` of a ``size`` map, equal to :meth:`forward`'s there.
+
+        ``x`` is the input inside ``have``: ``want`` grown by :attr:`reach`, clipped to the map.
+        Only the sides where ``have`` meets the map's border are padded. Stride 1 only.
+        Boxes are (top, bottom, left, right), ends exclusive.
+        """
+        if self.conv.stride[0] != 1:
+            raise ValueError("forward_region needs a stride-1 convolution")
+        r = self.reach
+        (h_top, h_bottom, h_left, h_right), (top, bottom, left, right) = have, want
+        pads = (r * (h_left == 0), r * (h_right == size[1]), r * (h_top == 0), r * (h_bottom == size[0]))
+        x = F.pad(x, pads, mode="reflect" if self.padding == "reflect" else "constant")
+        y0, x0 = h_top - pads[2], h_left - pads[0]  # map position of x[..., 0, 0]
+        x = x[..., top - r - y0 : bottom + r - y0, left - r - x0 : right + r - x0]
+        return self._activate(self.conv(x))
+
+    def _activate(self, x: torch.Tensor) -> torch.Tensor:
         if self.activation == "elu":
             return F.elu(x)
         if self.activation == "relu":
