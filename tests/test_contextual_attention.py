@@ -73,8 +73,11 @@ def _inputs(seed, batch=2, channels=3, size=(8, 10), dtype=torch.float32):
 
 @pytest.mark.parametrize("fuse", [True, False])
 @pytest.mark.parametrize("with_hole", [True, False])
-def test_matches_slow_reference(fuse, with_hole):
-    f, b, mask = _inputs(0)
+@pytest.mark.parametrize("paste_subset", [0.0, 1.0])  # paste back from attendable patches: never, always
+@pytest.mark.parametrize("batch", [1, 2])
+def test_matches_slow_reference(fuse, with_hole, paste_subset, batch, monkeypatch):
+    monkeypatch.setattr("deepfill.model.contextual_attention.PASTE_SUBSET_FRACTION", paste_subset)
+    f, b, mask = _inputs(0, batch=batch)
     mask = mask if with_hole else None
     y, flow = contextual_attention(f, b, mask, fuse=fuse, return_flow=True)
     y_ref, flow_ref = reference(f.double(), b.double(), mask.double() if mask is not None else None, fuse=fuse)

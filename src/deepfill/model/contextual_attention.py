@@ -27,6 +27,10 @@ from torch import nn
 MAX_CHUNK_ELEMENTS = 2**25
 
 
+# Paste back from the attendable patches only when they are at most this fraction of all.
+PASTE_SUBSET_FRACTION = 0.9
+
+
 def downscale_nearest(x: torch.Tensor, size: tuple[int, int], align_corners: bool = False) -> torch.Tensor:
     """Nearest-neighbour resize of [B, C, H, W] to ``size``.
 
@@ -153,6 +157,14 @@ def contextual_attention(
         patches = _patch_rows(downscale_nearest(f, (hd, wd), align_corners), ksize, 1, pad)
     fg = patches.view(batch, hd, wd, -1)  # [B, Hf, Wf, C*k*k]
 
+    # Patches invalid in every sample get attention weight 0 everywhere: leave them out of the
+    # paste-back GEMM when that makes it notably smaller (a large hole).
+    attendable = torch.nonzero(valid.amax(0) > 0).squeeze(1)
+    if attendable.numel() > PASTE_SUBSET_FRACTION * locations:
+        attendable = None
+    else:
+        raw = raw[:, attendable]
+
     radius = fuse_k // 2 if fuse else 0
     if top >= bottom or left >= right:
         bottom = top  # an empty region: nothing attends, the output is zero
@@ -180,7 +192,8 @@ def contextual_attention(
         if flow_index is not None:
             flow_index[:, r0:r1, left:right] = attention.argmax(-1).view(batch, r1 - r0, right - left)
         # 7. Paste back: each foreground position is a weighted sum of raw patches.
-        rows = torch.bmm(attention.to(raw.dtype), raw)  # [B, rows*cols, C*kraw*kraw]
+        weights = attention.to(raw.dtype)
+        rows = torch.bmm(weights if attendable is None else weights[..., attendable], raw)  # [B, rows*cols, C*kraw*kraw]
         pasted[:, r0 - top : r1 - top] = rows.view(batch, r1 - r0, right - left, -1)
 
     y = _fold_region(pasted, (top, left), (height, width), rate) / 4.0
