@@ -49,23 +49,29 @@ def downscale_nearest(x: torch.Tensor, size: tuple[int, int], align_corners: boo
     return x.index_select(-2, indices[0]).index_select(-1, indices[1])
 
 
-def _propagate(scores: torch.Tensor, fuse_k: int) -> torch.Tensor:
+def _propagate(
+    scores: torch.Tensor, fuse_k: int, rows: tuple[int, int] | None = None, cols: tuple[int, int] | None = None
+) -> torch.Tensor:
     """ŝ(y,x,y',x') = Σ_{i,j} s(y+i, x+j, y'+i, x'+j) over a fuse_k x fuse_k window.
 
     ``scores`` is [B, Hf, Wf, Hb, Wb]; the sum is separable into a vertical and a horizontal
-    pass of co-shifted pairs (the released code's two identity-kernel convolutions).
+    pass of co-shifted pairs (the released code's two identity-kernel convolutions). The result
+    holds the foreground rows ``rows`` and columns ``cols`` only ((start, stop); default all).
     """
     radius = fuse_k // 2
-    for f_dim, b_dim in ((1, 3), (2, 4)):
-        out = scores.clone()
-        for d in range(1, radius + 1):
-            n_f, n_b = scores.shape[f_dim], scores.shape[b_dim]
-            if d >= n_f or d >= n_b:
-                break
-            ahead = scores.narrow(f_dim, d, n_f - d).narrow(b_dim, d, n_b - d)
-            behind = scores.narrow(f_dim, 0, n_f - d).narrow(b_dim, 0, n_b - d)
-            out.narrow(f_dim, 0, n_f - d).narrow(b_dim, 0, n_b - d).add_(ahead)
-            out.narrow(f_dim, d, n_f - d).narrow(b_dim, d, n_b - d).add_(behind)
+    for f_dim, b_dim, keep in ((1, 3, rows), (2, 4, cols)):
+        n_f, n_b = scores.shape[f_dim], scores.shape[b_dim]
+        start, stop = keep if keep is not None else (0, n_f)
+        out = scores.narrow(f_dim, start, stop - start).clone()
+        for d in range(1, min(radius + 1, n_b)):
+            end = min(stop, n_f - d)  # out[i] += s[i + d] (background shifted by +d)
+            if end > start:
+                out.narrow(f_dim, 0, end - start).narrow(b_dim, 0, n_b - d).add_(
+                    scores.narrow(f_dim, start + d, end - start).narrow(b_dim, d, n_b - d))
+            begin = max(start, d)  # out[i] += s[i - d]
+            if stop > begin:
+                out.narrow(f_dim, begin - start, stop - begin).narrow(b_dim, d, n_b - d).add_(
+                    scores.narrow(f_dim, begin - d, stop - begin).narrow(b_dim, 0, n_b - d))
         scores = out
     return scores
 
@@ -182,18 +188,20 @@ def contextual_attention(
         h0, h1 = max(0, r0 - radius), min(hd, r1 + radius)  # rows plus the fuse halo
         queries = fg[:, h0:h1, c0:c1].reshape(batch, -1, fg.shape[-1])
         scores = torch.bmm(queries, w.transpose(1, 2)).float()  # [B, rows*cols, Lb]
+        keep_rows, keep_cols = (r0 - h0, r1 - h0), (left - c0, right - c0)
         if fuse:
-            scores = _propagate(scores.view(batch, h1 - h0, c1 - c0, hd, wd), fuse_k)
-        scores = scores.view(batch, h1 - h0, c1 - c0, locations)[:, r0 - h0 : r1 - h0, left - c0 : right - c0]
+            scores = _propagate(scores.view(batch, h1 - h0, c1 - c0, hd, wd), fuse_k, keep_rows, keep_cols)
+        else:
+            scores = scores.view(batch, h1 - h0, c1 - c0, locations)[:, slice(*keep_rows), slice(*keep_cols)]
         scores = scores.reshape(batch, -1, locations)
         # 5-6. Exclude invalid patches (score 0, as released: they still count in the softmax's
         # normalization), softmax over background patches, exclude them again.
-        attention = torch.softmax(scores * (valid[:, None] * softmax_scale), dim=-1) * valid[:, None]
+        attention = torch.softmax(scores * (valid[:, None] * softmax_scale), dim=-1)
         if flow_index is not None:
-            flow_index[:, r0:r1, left:right] = attention.argmax(-1).view(batch, r1 - r0, right - left)
+            best = (attention * valid[:, None]).argmax(-1)
+            flow_index[:, r0:r1, left:right] = best.view(batch, r1 - r0, right - left)
         # 7. Paste back: each foreground position is a weighted sum of raw patches.
-        weights = attention.to(raw.dtype)
-        rows = torch.bmm(weights if attendable is None else weights[..., attendable], raw)  # [B, rows*cols, C*kraw*kraw]
+        rows = torch.bmm(_paste_weights(attention, valid, attendable, raw.dtype), raw)  # [B, rows*cols, C*kraw*kraw]
         pasted[:, r0 - top : r1 - top] = rows.view(batch, r1 - r0, right - left, -1)
 
     y = _fold_region(pasted, (top, left), (height, width), rate) / 4.0
@@ -204,6 +212,21 @@ def contextual_attention(
         xs = torch.arange(wd, device=f.device).view(1, 1, wd)
         flow = torch.stack([flow_index // wd - ys, flow_index % wd - xs], dim=1)
     return y, flow
+
+
+def _paste_weights(
+    attention: torch.Tensor, valid: torch.Tensor, attendable: torch.Tensor | None, dtype: torch.dtype
+) -> torch.Tensor:
+    """The softmax [B, N, Lb] times ``valid``, for the ``attendable`` patches only (None: all).
+
+    Skips the multiplication where every kept patch is valid (one sample, a subset), which the
+    GEMM that follows then reads in its own precision ``dtype``.
+    """
+    if attendable is not None:
+        attention, valid = attention[..., attendable], valid[:, attendable]
+    if not bool(valid.all()):
+        attention = attention * valid[:, None]
+    return attention.to(dtype)
 
 
 def _patch_rows(x: torch.Tensor, k: int, stride: int, pad: int) -> torch.Tensor:
