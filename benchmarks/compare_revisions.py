@@ -1,0 +1,83 @@
+"""Inference latency of two revisions of deepfill side by side.
+
+Each revision's ``src`` folder (e.g. a ``git worktree`` of an older commit) runs in its own
+child process with the same settings as the ``deepfill`` command; the revisions alternate
+``--rounds`` times so both see the same load. Reports the median per-image latency per
+revision and size over all rounds.
+
+    git worktree add /tmp/before 629064c
+    python benchmarks/compare_revisions.py /tmp/before/src src --sizes 512 --dtypes bfloat16,float32 \\
+        --json benchmarks/results/revisions.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+import torch
+
+from deepfill.train import hardware
+
+CHILD = r"""
+import json, sys, time
+size, dtype, runs = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+from deepfill.runtime import tune_process
+tune_process()
+import torch
+from deepfill.benchmark import square_hole_case
+from deepfill.inpainter import Inpainter
+torch.set_num_threads(2)
+inpainter = Inpainter.from_pretrained(device="cpu", dtype=dtype)
+rgb, hole = square_hole_case(size)
+inpainter.fill(rgb, hole)
+times = []
+for _ in range(runs):
+    start = time.perf_counter()
+    inpainter.fill(rgb, hole)
+    times.append(time.perf_counter() - start)
+print(json.dumps(times))
+"""
+
+
+def run_child(src: str, size: int, dtype: str, runs: int) -> list[float]:
+    env = {**os.environ, "PYTHONPATH": os.path.abspath(src)}
+    out = subprocess.run([sys.executable, "-c", CHILD, str(size), dtype, str(runs)],
+                         check=True, capture_output=True, text=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("before", help="src folder of the first revision")
+    parser.add_argument("after", help="src folder of the second revision")
+    parser.add_argument("--sizes", default="512")
+    parser.add_argument("--dtypes", default="bfloat16,float32")
+    parser.add_argument("--runs", type=int, default=7, help="timed images per child process")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    rows = []
+    for dtype in args.dtypes.split(","):
+        for size in (int(s) for s in args.sizes.split(",")):
+            times = {"before": [], "after": []}
+            for _ in range(args.rounds):
+                for name in times:
+                    times[name] += run_child(getattr(args, name), size, dtype, args.runs)
+            row = {"size": size, "dtype": dtype, **{f"{name}_median_ms": round(statistics.median(t) * 1000, 1)
+                                                     for name, t in times.items()}}
+            row["after_over_before"] = round(row["after_median_ms"] / row["before_median_ms"], 3)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"machine": hardware(torch.device("cpu"), 1), "before": args.before, "after": args.after,
+                       "runs_per_child": args.runs, "rounds": args.rounds, "results": rows}, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
