@@ -170,6 +170,8 @@ def contextual_attention(
         attendable = None
     else:
         raw = raw[:, attendable]
+    kept_valid = valid if attendable is None else valid[:, attendable]
+    paste_mask = None if bool(kept_valid.all()) else kept_valid[:, None]  # None: all kept are valid (one sample)
 
     radius = fuse_k // 2 if fuse else 0
     if top >= bottom or left >= right:
@@ -201,7 +203,10 @@ def contextual_attention(
             best = (attention * valid[:, None]).argmax(-1)
             flow_index[:, r0:r1, left:right] = best.view(batch, r1 - r0, right - left)
         # 7. Paste back: each foreground position is a weighted sum of raw patches.
-        rows = torch.bmm(_paste_weights(attention, valid, attendable, raw.dtype), raw)  # [B, rows*cols, C*kraw*kraw]
+        weights = attention if attendable is None else attention[..., attendable]
+        if paste_mask is not None:
+            weights = weights * paste_mask
+        rows = torch.bmm(weights.to(raw.dtype), raw)  # [B, rows*cols, C*kraw*kraw]
         pasted[:, r0 - top : r1 - top] = rows.view(batch, r1 - r0, right - left, -1)
 
     y = _fold_region(pasted, (top, left), (height, width), rate) / 4.0
@@ -212,21 +217,6 @@ def contextual_attention(
         xs = torch.arange(wd, device=f.device).view(1, 1, wd)
         flow = torch.stack([flow_index // wd - ys, flow_index % wd - xs], dim=1)
     return y, flow
-
-
-def _paste_weights(
-    attention: torch.Tensor, valid: torch.Tensor, attendable: torch.Tensor | None, dtype: torch.dtype
-) -> torch.Tensor:
-    """The softmax [B, N, Lb] times ``valid``, for the ``attendable`` patches only (None: all).
-
-    Skips the multiplication where every kept patch is valid (one sample, a subset), which the
-    GEMM that follows then reads in its own precision ``dtype``.
-    """
-    if attendable is not None:
-        attention, valid = attention[..., attendable], valid[:, attendable]
-    if not bool(valid.all()):
-        attention = attention * valid[:, None]
-    return attention.to(dtype)
 
 
 def _patch_rows(x: torch.Tensor, k: int, stride: int, pad: int) -> torch.Tensor:
