@@ -58,8 +58,9 @@ class GenConv(nn.Module):
     def forward_region(self, x: torch.Tensor, have: Box, want: Box, size: tuple[int, int]) -> torch.Tensor:
         """The output inside the box ``want`` of a ``size`` map, equal to :meth:`forward`'s there.
 
-        ``x`` is the input inside ``have``: ``want`` grown by :attr:`reach`, clipped to the map.
-        Only the sides where ``have`` meets the map's border are padded. Stride 1 only.
+        ``x`` is the input inside ``have``, a box that holds ``want`` grown by :attr:`reach` and
+        clipped to the map. Only the sides where ``have`` meets the map's border are padded, as
+        :meth:`forward` pads the whole map there. Stride 1 only.
         Boxes are (top, bottom, left, right), ends exclusive.
         """
         if self.conv.stride[0] != 1:
