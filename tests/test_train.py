@@ -144,31 +144,29 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_ddp_two_processes_on_cpu(photos, tmp_path):
+def _torchrun_train(program: list[str], photos, tmp_path, steps: int) -> subprocess.CompletedProcess:
+    """``program train`` for ``steps`` steps on 2 CPU processes (gloo); the run goes to tmp_path/run."""
     config = _write_config(tmp_path / "c.toml")
-    run = tmp_path / "run"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-         f"--master_port={_free_port()}", "-m", "deepfill", "train", "--data", str(photos), "--out", str(run),
-         "--config", str(config), "--steps", "2"],
-        capture_output=True, text=True, env=env, timeout=300,
+         f"--master_port={_free_port()}", *program, "train", "--data", str(photos), "--out", str(tmp_path / "run"),
+         "--config", str(config), "--steps", str(steps)],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300,
     )
+
+
+def test_ddp_two_processes_on_cpu(photos, tmp_path):
+    result = _torchrun_train(["-m", "deepfill"], photos, tmp_path, steps=2)
     assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "run"
     assert sorted(p.name for p in run.iterdir() if p.suffix == ".pt") == [CHECKPOINT]
     state = torch.load(run / CHECKPOINT, weights_only=True)
     assert state["step"] == 2 and state["images_seen"] == 2 * 2 * 2  # steps x ranks x batch
 
 
 def test_ddp_stops_every_rank_on_a_non_finite_loss_of_one(photos, tmp_path):
-    config = _write_config(tmp_path / "c.toml")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-         f"--master_port={_free_port()}", str(Path(__file__).parent / "fixtures" / "nan_on_rank1.py"), "train",
-         "--data", str(photos), "--out", str(tmp_path / "run"), "--config", str(config), "--steps", "4"],
-        capture_output=True, text=True, env=env, timeout=300,
-    )
+    fault = Path(__file__).parent / "fixtures" / "nan_on_rank1.py"
+    result = _torchrun_train([str(fault)], photos, tmp_path, steps=4)
     assert result.returncode != 0
     assert result.stderr.count("non-finite loss at step 2") == 2, result.stderr[-3000:]  # both ranks
 
