@@ -79,22 +79,27 @@ def _propagate(
 def _fold_region(pasted: torch.Tensor, origin: tuple[int, int], size: tuple[int, int], rate: int) -> torch.Tensor:
     """Overlap-add the (2*rate)^2 patches of a block of positions into a zero [B, C, *size] map.
 
-    ``pasted`` is [B, n, m, C*(2*rate)^2] for positions origin..origin+(n, m) at stride ``rate``;
-    position (i, j) covers pixels from (i*rate - rate/2, j*rate - rate/2), clipped to the map.
+    ``pasted`` is [B, n, m, (2*rate)^2*C] in :func:`_patch_rows` order, for positions
+    origin..origin+(n, m) at stride ``rate``; position (i, j) covers pixels from
+    (i*rate - rate/2, j*rate - rate/2), clipped to the map. The result is channels-last in memory.
     """
     batch, n, m, depth = pasted.shape
     kraw = 2 * rate
     channels = depth // (kraw * kraw)
-    y = pasted.new_zeros(batch, channels, *size)
+    y = pasted.new_zeros(batch, *size, channels)  # [B, H, W, C]
     if n == 0 or m == 0:
-        return y
-    cols = pasted.reshape(batch, n * m, depth).transpose(1, 2)
-    block = F.fold(cols, ((n + 1) * rate, (m + 1) * rate), kraw, stride=rate)
+        return y.permute(0, 3, 1, 2)
+    # One strided add per kernel offset: every read and write is runs of C contiguous values.
+    patches = pasted.view(batch, n, m, kraw, kraw, channels)
+    block = pasted.new_zeros(batch, (n + 1) * rate, (m + 1) * rate, channels)
+    for a in range(kraw):
+        for b in range(kraw):
+            block[:, a : a + n * rate : rate, b : b + m * rate : rate] += patches[:, :, :, a, b]
     y0, x0 = origin[0] * rate - rate // 2, origin[1] * rate - rate // 2
     sy, sx = max(0, -y0), max(0, -x0)
-    ey, ex = min(block.shape[-2], size[0] - y0), min(block.shape[-1], size[1] - x0)
-    y[..., y0 + sy : y0 + ey, x0 + sx : x0 + ex] = block[..., sy:ey, sx:ex]
-    return y
+    ey, ex = min(block.shape[1], size[0] - y0), min(block.shape[2], size[1] - x0)
+    y[:, y0 + sy : y0 + ey, x0 + sx : x0 + ex] = block[:, sy:ey, sx:ex]
+    return y.permute(0, 3, 1, 2)
 
 
 def contextual_attention(
@@ -206,7 +211,7 @@ def contextual_attention(
         weights = attention if attendable is None else attention[..., attendable]
         if paste_mask is not None:
             weights = weights * paste_mask
-        rows = torch.bmm(weights.to(raw.dtype), raw)  # [B, rows*cols, C*kraw*kraw]
+        rows = torch.bmm(weights.to(raw.dtype), raw)  # [B, rows*cols, kraw*kraw*C]
         pasted[:, r0 - top : r1 - top] = rows.view(batch, r1 - r0, right - left, -1)
 
     y = _fold_region(pasted, (top, left), (height, width), rate) / 4.0
@@ -220,14 +225,14 @@ def contextual_attention(
 
 
 def _patch_rows(x: torch.Tensor, k: int, stride: int, pad: int) -> torch.Tensor:
-    """The k x k patches of ``x`` [B, C, H, W], zero-padded by ``pad``, as rows [B, L, C*k*k].
+    """The k x k patches of ``x`` [B, C, H, W], zero-padded by ``pad``, as rows [B, L, k*k*C].
 
-    Rows and the values within a row are in ``F.unfold``'s order (channel-major): this is its
-    transpose, made with one copy.
+    Within a row the values are ordered (ky, kx, channel): on a channels-last map (as the
+    generator's are) that copies runs of C contiguous values, ~10x faster than channel-major.
     """
     batch, channels = x.shape[:2]
     patches = F.pad(x, (pad,) * 4).unfold(2, k, stride).unfold(3, k, stride)  # [B, C, Lh, Lw, k, k]
-    return patches.permute(0, 2, 3, 1, 4, 5).reshape(batch, -1, channels * k * k)
+    return patches.permute(0, 2, 3, 4, 5, 1).reshape(batch, -1, k * k * channels)
 
 
 class ContextualAttention(nn.Module):
