@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from deepfill.config import ModelConfig
 from deepfill.model.critics import global_critic, local_critic
 from deepfill.model.generator import Generator
-from deepfill.model.layers import GenConv
+from deepfill.model.layers import GenConv, elu
 
 
 def count(module):
@@ -60,6 +60,22 @@ def test_zero_padding_is_tf_same():
     dilated = GenConv(2, 3, 3, dilation=4, padding="zeros", activation=None)
     expected = F.conv2d(F.pad(x, (4, 4, 4, 4)), dilated.conv.weight, dilated.conv.bias, dilation=4)
     assert torch.allclose(dilated(x), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_reduced_precision_elu_is_elu(dtype):
+    """The exp-based ELU for bf16/fp16 is within one rounding of the type of the exact ELU."""
+    x = torch.linspace(-12, 12, 100_001).to(dtype)
+    exact = F.elu(x.double())
+    fast = elu(x)
+    assert fast.dtype == dtype
+    eps = torch.finfo(dtype).eps
+    assert ((fast.double() - exact).abs() <= eps * (1 + exact.abs())).all()
+    assert torch.equal(fast[x >= 0], x[x >= 0])  # the positive side passes through exactly
+    leaf = x.clone().requires_grad_()  # with autograd: PyTorch's own ELU and its gradient
+    elu(leaf).sum().backward()
+    expected = torch.where(x > 0, 1.0, x.double().exp())
+    assert torch.allclose(leaf.grad.double(), expected, rtol=2 * eps, atol=eps)
 
 
 def test_critics_score_batches():
