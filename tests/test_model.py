@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from deepfill.config import ModelConfig
 from deepfill.model.critics import global_critic, local_critic
 from deepfill.model.generator import Generator
-from deepfill.model.layers import GenConv, elu
+from deepfill.model.layers import GenConv, GenUpConv, elu
 
 
 def count(module):
@@ -76,6 +76,25 @@ def test_reduced_precision_elu_is_elu(dtype):
     elu(leaf).sum().backward()
     expected = torch.where(x > 0, 1.0, x.double().exp())
     assert torch.allclose(leaf.grad.double(), expected, rtol=2 * eps, atol=eps)
+
+
+@pytest.mark.parametrize("padding", ["reflect", "zeros"])
+def test_upsampling_conv_equals_conv_of_the_upsampled_map(padding):
+    """The four-phase 2x2 form gives the 3x3 conv of the nearest-upsampled map, and its gradients."""
+    torch.manual_seed(0)
+    layer = GenUpConv(6, 5, padding).double()
+    x = torch.randn(2, 6, 7, 10, dtype=torch.float64, requires_grad=True)
+    reference = layer.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+    out = layer(x)
+    assert out.shape == (2, 5, 14, 20)
+    assert torch.allclose(out, reference, atol=1e-12)
+    grads = torch.autograd.grad((out * reference.detach()).sum(), [x, layer.conv.conv.weight])
+    expected = torch.autograd.grad((reference * reference.detach()).sum(), [x, layer.conv.conv.weight])
+    for got, want in zip(grads, expected):
+        assert torch.allclose(got, want, atol=1e-10)
+    channels_last = layer(x.detach().contiguous(memory_format=torch.channels_last))
+    assert channels_last.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(channels_last, reference, atol=1e-12)
 
 
 def test_critics_score_batches():
