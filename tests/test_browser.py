@@ -203,3 +203,24 @@ def test_touch_brush_eraser_undo_redo(page: Page, tmp_path):
         assert touch.is_disabled("#inpaint") and touch.is_disabled("#undo")
     finally:
         context.close()
+
+
+def test_api_docs_render_offline(page: Page):
+    """/docs draws the API with Swagger UI served by the app itself; requests elsewhere are refused."""
+    context = page.context.browser.new_context()
+    docs = context.new_page()
+    outside: list[str] = []
+
+    def only_loopback(route) -> None:
+        if route.request.url.startswith(("http://127.0.0.1", "data:")):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    docs.route("**/*", only_loopback)
+    docs.goto(page.url.rstrip("/") + "/docs")
+    docs.get_by_text("/api/v1/inpaint").first.wait_for()
+    assert docs.title() == "deepfill - Swagger UI"
+    assert outside == []
+    context.close()

@@ -101,7 +101,11 @@ def test_page_docs_and_openapi(default_url):
     page = httpx.get(default_url + "/")
     assert page.status_code == 200 and 'id="mask"' in page.text and "/static/app.js" in page.text
     assert httpx.get(default_url + "/static/app.js").status_code == 200
-    assert httpx.get(default_url + "/docs").status_code == 200
+    docs = httpx.get(default_url + "/docs")
+    assert docs.status_code == 200 and "swagger-ui-bundle.js" in docs.text
+    assert "://" not in docs.text  # nothing from the internet: every asset is served here
+    for asset in ("/static-offline-docs/swagger-ui-bundle.js", "/static-offline-docs/swagger-ui.css"):
+        assert httpx.get(default_url + asset).status_code == 200
     spec = httpx.get(default_url + "/openapi.json").json()
     form = spec["paths"]["/api/v1/inpaint"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert form["required"] == ["image", "mask"]

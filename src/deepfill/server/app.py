@@ -25,6 +25,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from PIL import Image
 from python_multipart import create_form_parser
 from python_multipart.exceptions import FormParserError
@@ -258,7 +259,8 @@ def create_app(
         yield
         queue.shutdown()
 
-    app = FastAPI(
+    # /docs is Swagger UI served from the installed package: FastAPI's own loads it from a CDN.
+    app = FastAPIOffline(
         title="deepfill",
         version="1",
         description=(
@@ -267,6 +269,7 @@ def create_app(
             "the input's format, every pixel outside the hole unchanged (exactly so for lossless formats)."
         ),
         lifespan=lifespan,
+        redoc_url=None,
     )
     app.state.queue = queue
     app.state.inpainter = inpainter
