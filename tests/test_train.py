@@ -138,6 +138,25 @@ def test_sigterm_saves_and_resume_flag(photos, tmp_path):
     assert torch.load(run / CHECKPOINT, weights_only=True)["step"] == step + 1
 
 
+def test_an_error_in_training_ends_the_process(photos, tmp_path):
+    """With loader workers running (they ignore SIGTERM), a failing step still lets the process exit."""
+    config = _write_config(tmp_path / "c.toml", num_workers=2)
+    program = Path(__file__).parent / "fixtures" / "crash_in_step.py"
+    result = subprocess.run([sys.executable, str(program), "train", "--data", str(photos), "--out", str(tmp_path / "run"),
+                             "--config", str(config), "--steps", "5"], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "injected failure in step 1" in result.stderr
+
+
+@pytest.mark.parametrize("size", [64, 100])
+def test_image_sizes_the_generator_cannot_take_are_refused(photos, tmp_path, size):
+    with pytest.raises(ValueError, match="multiple of 8 and at least 72"):
+        TrainConfig(image_size=size)
+    result = subprocess.run(_cli("--data", str(photos), "--out", str(tmp_path / "run"), "--image-size", str(size)),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "image_size must be a multiple of 8" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

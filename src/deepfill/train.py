@@ -74,6 +74,14 @@ class TrainConfig:
     val_data: str | None = None
     val_count: int = 16
 
+    def __post_init__(self) -> None:
+        size = self.image_size
+        if size % Generator.pad_multiple or size < Generator.min_size:
+            raise ValueError(f"image_size must be a multiple of {Generator.pad_multiple} and at least "
+                             f"{Generator.min_size}, got {size}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -521,6 +529,9 @@ class Trainer:
                     self.save_checkpoint()
             completed = True
         finally:
+            # Shut the loader's workers down here: they ignore SIGTERM (see _ignore_stop_signals),
+            # so if an error left them to the interpreter's exit, it would wait for them forever.
+            del batches
             bar.close()
             self.history = self.training_history()
             self._stretch = None
