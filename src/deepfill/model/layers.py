@@ -111,10 +111,10 @@ class GenUpConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv = self.conv.conv
         out_channels, (height, width) = conv.out_channels, x.shape[-2:]
+        layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
         x = F.pad(x, (1, 1, 1, 1), mode="replicate" if self.conv.padding == "reflect" else "constant")
         bias = None if conv.bias is None else conv.bias.repeat(4)
         phases = F.conv2d(x, upsample_phase_kernels(conv.weight), bias)  # [B, 4*Cout, H+1, W+1]
-        layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
         out = torch.empty(x.shape[0], out_channels, 2 * height, 2 * width, dtype=phases.dtype, device=x.device,
                           memory_format=layout)
         for a in range(2):
