@@ -80,7 +80,7 @@ def test_reduced_precision_elu_is_elu(dtype):
 
 @pytest.mark.parametrize("padding", ["reflect", "zeros"])
 def test_upsampling_conv_equals_conv_of_the_upsampled_map(padding):
-    """The four-phase 2x2 form gives the 3x3 conv of the nearest-upsampled map, and its gradients."""
+    """The transposed-convolution form gives the 3x3 conv of the nearest-upsampled map, and its gradients."""
     torch.manual_seed(0)
     layer = GenUpConv(6, 5, padding).double()
     x = torch.randn(2, 6, 7, 10, dtype=torch.float64, requires_grad=True)
