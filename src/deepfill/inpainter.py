@@ -146,7 +146,8 @@ class Inpainter:
         if images.dim() != 4 or images.shape[1] != 3 or masks.shape != (images.shape[0], 1, *images.shape[2:]):
             raise ValueError(f"expected images [B, 3, H, W] and masks [B, 1, H, W], got {tuple(images.shape)} and {tuple(masks.shape)}")
         source_device = images.device
-        x = images.to(self.device, torch.float32)
+        # Contiguous like the masks: mixed layouts (an HWC array's view) make every blend slow.
+        x = images.to(self.device, torch.float32).contiguous()
         m = (masks.to(self.device, torch.float32) > 0.5).float()
         g = self.generator
         xp, mp, size = pad_to_multiple(to_model_range(x), m, g.pad_multiple, g.min_size)
