@@ -250,6 +250,8 @@ class Trainer:
         self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=fp16)
         self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=fp16)
         self.step = 0
+        # Every image drawn from the data, the critic-only batches of adversarial steps included
+        # (critic_steps batches per step): what the data was used for, not generator updates.
         self.images_seen = 0
         self.train_seconds = 0.0
         # Earlier stretches of training behind these weights (from --init weights or the checkpoint).
