@@ -41,7 +41,8 @@ run=/tmp/deepfill_device_run
 # SIGINT makes the trainer write its checkpoint and export, then stop (a plain timeout's SIGTERM does too).
 timeout --signal=INT "${minutes}m" $py -m deepfill train --data "$data/$train_list" --out "$run" \
   --config "$config" --init src/deepfill/assets/deepfill_v1.safetensors $steps_arg
-cp "$run/generator.safetensors" "$run/generator.json" "$run/metrics.jsonl" "$out/"
+cp "$run/generator.safetensors" "$run/generator.json" "$out/"
+[ -f "$run/metrics.jsonl" ] && cp "$run/metrics.jsonl" "$out/"  # none before the first log_every steps
 
 echo "== $(date -u +%T) bbox256"
 $py -m deepfill evaluate --images "$data/val" --out /tmp/deepfill_device_eval --protocol bbox256 \

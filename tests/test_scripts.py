@@ -1,0 +1,35 @@
+"""Scripts that run outside the test machine's reach, smoke-tested here so they do not rot."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import photo
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_device_session_runs_every_stage_on_a_cpu(tmp_path):
+    """scripts/device_session.sh (meant for a lent GPU) with tiny settings: every stage writes its file."""
+    data = tmp_path / "photos512"
+    for split, count in (("train", 4), ("val", 2)):
+        (data / split).mkdir(parents=True)
+        for i in range(count):
+            photo(160, 128, seed=i + (10 if split == "val" else 0)).save(data / split / f"p{i}.jpg")
+    (data / "train.flist").write_text("".join(f"train/p{i}.jpg\n" for i in range(4)))
+    out = tmp_path / "out"
+    env = {**os.environ, "DEVICE": "cpu", "SMOKE": "1", "OUT": str(out), "DATA": str(data), "PYTHON": sys.executable}
+    result = subprocess.run(["bash", "scripts/device_session.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {p.name for p in out.iterdir()} == {"latency.json", "train_throughput.json", "generator.safetensors",
+                                               "generator.json", "bbox256.csv"}  # 2 steps log no metrics
+    bundled = json.loads((ROOT / "src/deepfill/assets/deepfill_v1.json").read_text())
+    assert json.loads((out / "generator.json").read_text())["steps"] == bundled["steps"] + 2  # from --init
