@@ -95,7 +95,7 @@ class GenConv(nn.Module):
 
 
 class GenUpConv(nn.Module):
-    """Nearest x2 upsampling then a 3x3 ``GenConv`` (``gen_deconv``; no transposed conv in the model).
+    """Nearest x2 upsampling then a 3x3 ``GenConv`` (``gen_deconv``: the released model learns no deconvolution).
 
     Computed without the upsampled map, as one stride-2 transposed convolution with 4x4 kernels
     (:func:`upsample_conv_kernels`): each output pixel then takes 2x2 input pixels instead of
