@@ -38,7 +38,7 @@ $py benchmarks/train_throughput.py --data "$data/train" --size $tp_size --batch 
 
 echo "== $(date -u +%T) training for $minutes min"
 run=/tmp/deepfill_device_run
-# SIGINT makes the trainer write its checkpoint and export, then stop (a plain timeout's SIGTERM does too).
+# On SIGINT the trainer writes its checkpoint and export, then stops.
 timeout --signal=INT "${minutes}m" $py -m deepfill train --data "$data/$train_list" --out "$run" \
   --config "$config" --init src/deepfill/assets/deepfill_v1.safetensors $steps_arg
 cp "$run/generator.safetensors" "$run/generator.json" "$out/"

@@ -207,8 +207,6 @@ def test_touch_brush_eraser_undo_redo(page: Page, tmp_path):
 
 def test_api_docs_render_offline(page: Page):
     """/docs draws the API with Swagger UI served by the app itself; requests elsewhere are refused."""
-    context = page.context.browser.new_context()
-    docs = context.new_page()
     outside: list[str] = []
 
     def only_loopback(route) -> None:
@@ -218,9 +216,13 @@ def test_api_docs_render_offline(page: Page):
             outside.append(route.request.url)
             route.abort()
 
-    docs.route("**/*", only_loopback)
-    docs.goto(page.url.rstrip("/") + "/docs")
-    docs.get_by_text("/api/v1/inpaint").first.wait_for()
-    assert docs.title() == "deepfill - Swagger UI"
-    assert outside == []
-    context.close()
+    context = page.context.browser.new_context()
+    try:
+        docs = context.new_page()
+        docs.route("**/*", only_loopback)
+        docs.goto(page.url.rstrip("/") + "/docs")
+        docs.get_by_text("/api/v1/inpaint").first.wait_for()
+        assert docs.title() == "deepfill - Swagger UI"
+        assert outside == []
+    finally:
+        context.close()
