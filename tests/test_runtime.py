@@ -49,3 +49,30 @@ def test_an_inpainter_flushes_denormals():
             "print((torch.full((4,), 1e-39) * 1.5).max().item())")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert float(out.stdout.split()[-1]) == 0
+
+
+def test_float32_is_fast_everywhere_and_avx2_only_cpus_emulate_bfloat16():
+    import torch
+
+    from deepfill.runtime import has_fast_kernels
+
+    cpu = torch.device("cpu")
+    assert has_fast_kernels(torch.float32, cpu)
+    try:
+        flags = set(open("/proc/cpuinfo").read().split("flags")[1].split("\n")[0].split())
+    except (OSError, IndexError):
+        pytest.skip("no /proc/cpuinfo flags to compare with")
+    if any(f.startswith(("avx512", "amx", "avx_ne_convert")) for f in flags):
+        pytest.skip("this CPU may have bfloat16 kernels: nothing to contradict")
+    assert not has_fast_kernels(torch.bfloat16, cpu) and not has_fast_kernels(torch.float16, cpu)
+
+
+def test_an_inpainter_warns_when_its_dtype_is_emulated(monkeypatch, caplog):
+    import deepfill.inpainter
+    from deepfill.inpainter import Inpainter
+
+    Inpainter.from_pretrained(device="cpu")
+    assert "no fast" not in caplog.text  # float32
+    monkeypatch.setattr(deepfill.inpainter, "has_fast_kernels", lambda dtype, device: False)
+    Inpainter.from_pretrained(device="cpu", dtype="bfloat16")
+    assert "this CPU has no fast bfloat16 kernels" in caplog.text

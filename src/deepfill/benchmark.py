@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import platform
 import resource
 import statistics
 import time
@@ -90,6 +91,19 @@ def _measurement(case: str, size: str, inpainter: Inpainter, times: list[float])
     return Measurement(case, size, str(inpainter.dtype).removeprefix("torch."),
                        str(inpainter.device), torch.get_num_threads(), statistics.median(times), min(times),
                        len(times), peak_rss_mb())
+
+
+def describe_machine() -> dict[str, object]:
+    """The CPU model, its vector extensions as torch uses them, threads and torch version."""
+    processor = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            processor = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), processor)
+    except OSError:
+        pass
+    return {"processor": processor, "machine": platform.machine(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
+            "torch": torch.__version__}
 
 
 def format_table(rows: list[Measurement]) -> str:

@@ -31,7 +31,7 @@ from deepfill.processing import (
     picture_from_image,
     to_model_range,
 )
-from deepfill.runtime import flush_denormals
+from deepfill.runtime import flush_denormals, has_fast_kernels
 from deepfill.weights.io import load_generator
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,9 @@ class Inpainter:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         self.device = resolve_device(device)
         self.dtype = DTYPES[dtype]
+        if not has_fast_kernels(self.dtype, self.device):
+            log.warning("warning: this %s has no fast %s kernels (it emulates them): expect it to be 10-100x "
+                        "slower than float32", "CPU" if self.device.type == "cpu" else "GPU", dtype)
         flush_denormals()  # 3x at 512 x 512 float32 on photos (benchmarks/results/runtime_settings.json)
         self.generator = generator.to(self.device).eval()
         self.generator.to(self.dtype, memory_format=torch.channels_last)

@@ -56,6 +56,26 @@ def flush_denormals() -> bool:
     return torch.set_flush_denormal(True)
 
 
+def has_fast_kernels(dtype: torch.dtype, device: torch.device) -> bool:
+    """Whether ``device`` computes ``dtype`` convolutions and matrix products in hardware.
+
+    A CPU without AVX-512 (or AMX, or Arm's BF16) emulates bfloat16 and float16: on a 2-core
+    AVX2 EPYC a 128-channel 3x3 convolution took 10x and a 2k x 1k x 4k product 300x as long as
+    in float32. float32 is fast everywhere.
+    """
+    if dtype == torch.float32:
+        return True
+    if device.type == "cuda":
+        return dtype != torch.bfloat16 or torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return True
+    check = {torch.bfloat16: "_is_mkldnn_bf16_supported", torch.float16: "_is_mkldnn_fp16_supported"}.get(dtype)
+    try:
+        return check is not None and bool(getattr(torch.ops.mkldnn, check)())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
 def tune_process() -> None:
     """Both settings of this module, where the platform has them."""
     retain_freed_memory()

@@ -33,7 +33,7 @@ from deepfill.model.contextual_attention import flow_to_image
 from deepfill.model.critics import global_critic, local_critic
 from deepfill.model.generator import Generator
 from deepfill.processing import from_model_range, to_model_range
-from deepfill.runtime import flush_denormals
+from deepfill.runtime import flush_denormals, has_fast_kernels
 from deepfill.weights.io import load_generator, save_generator
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
         raise ValueError(f"amp must be auto, none, bf16 or fp16, got {amp!r}")
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    return torch.bfloat16 if torch.backends.cpu.get_cpu_capability() in ("AVX512", "AMX") else None
+    return torch.bfloat16 if has_fast_kernels(torch.bfloat16, device) else None
 
 
 # --- data ---------------------------------------------------------------------------------
@@ -231,6 +231,9 @@ class Trainer:
         self.info = info or Dist()
         self.device = device or torch.device("cpu")
         self.amp = autocast_dtype(config.amp, self.device)
+        if self.amp is not None and not has_fast_kernels(self.amp, self.device):
+            log.warning("warning: amp = %s on a device that emulates it: steps will be many times slower "
+                        "than with amp = \"none\"", config.amp)
         self.stop_requested = False
         flush_denormals()  # a float32 step from trained weights is 2.3x slower with them
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 from pathlib import Path
 
 from deepfill.errors import InputError
@@ -17,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Latency of Inpainter.fill end to end, median of --runs after --warmup runs.",
     )
     p.add_argument("--sizes", default="256,512,1024", help="square input sizes (default: 256,512,1024)")
-    p.add_argument("--dtypes", default="float32,bfloat16", help="float32, bfloat16, float16 (unsupported ones are skipped)")
+    p.add_argument("--dtypes", default="float32,bfloat16", help="float32, bfloat16, float16 (those without fast kernels on the device are skipped)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--runs", type=int, default=5)
@@ -31,8 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from deepfill.benchmark import bench_photo, bench_square, format_table
-    from deepfill.inpainter import Inpainter
+    from deepfill.benchmark import bench_photo, bench_square, describe_machine, format_table
+    from deepfill.inpainter import DTYPES, Inpainter, resolve_device
+    from deepfill.runtime import has_fast_kernels
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -44,12 +44,13 @@ def run(args: argparse.Namespace) -> int:
     unknown = sorted(set(dtypes) - {"float32", "bfloat16", "float16"})
     if unknown:
         raise InputError(f"unknown --dtypes {', '.join(unknown)} (use float32, bfloat16, float16)")
+    device = resolve_device(args.device)
     rows = []
     for dtype in dtypes:
-        inpainter = Inpainter.from_pretrained(args.weights, device=args.device, dtype=dtype)
-        if dtype == "float16" and inpainter.device.type == "cpu":
-            print("skipping float16 on CPU (no fast kernels)")
+        if not has_fast_kernels(DTYPES[dtype], device):
+            print(f"skipping {dtype}: this {device.type.upper()} has no fast {dtype} kernels")
             continue
+        inpainter = Inpainter.from_pretrained(args.weights, device=device, dtype=dtype)
         for size in sizes:
             rows.append(bench_square(inpainter, size, args.runs, args.warmup))
             print(format_table(rows[-1:]).splitlines()[-1], flush=True)
@@ -58,11 +59,11 @@ def run(args: argparse.Namespace) -> int:
             print(format_table(rows[-1:]).splitlines()[-1], flush=True)
     print()
     print(format_table(rows))
-    print(f"\nmachine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    machine = describe_machine()
+    print(f"\nmachine: {machine['processor']} ({machine['cpu_capability']}), {machine['threads']} threads, "
+          f"torch {machine['torch']}")
     if args.json:
-        payload = {"machine": {"processor": platform.processor(), "machine": platform.machine(),
-                               "threads": torch.get_num_threads(), "torch": torch.__version__},
-                   "results": [r.__dict__ for r in rows]}
+        payload = {"machine": machine, "results": [r.__dict__ for r in rows]}
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
