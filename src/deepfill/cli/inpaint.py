@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--output", "-o", type=Path, required=True, help="output file (format from its extension) or folder")
     p.add_argument("--weights", type=Path, help="generator .safetensors (default: the bundled model)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="inference precision")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="inference precision (default: float32; bfloat16 is ~2x faster on CPUs with AVX-512 or AMX and on GPUs, emulated and very slow on other CPUs)")
     p.add_argument("--attention-map", type=Path, help="also write the colour-coded attention flow image here")
     p.add_argument("--resize-mask", action="store_true", help="resize a mask whose size differs from the image")
     p.add_argument("--mask-from-alpha", action="store_true", help="take the mask's transparent pixels as the hole")
