@@ -73,10 +73,10 @@ def _inputs(seed, batch=2, channels=3, size=(8, 10), dtype=torch.float32):
 
 @pytest.mark.parametrize("fuse", [True, False])
 @pytest.mark.parametrize("with_hole", [True, False])
-@pytest.mark.parametrize("paste_subset", [0.0, 1.0])  # paste back from attendable patches: never, always
+@pytest.mark.parametrize("subset", [0.0, 1.0])  # match / paste back with a subset of patches: never, always
 @pytest.mark.parametrize("batch", [1, 2])
-def test_matches_slow_reference(fuse, with_hole, paste_subset, batch, monkeypatch):
-    monkeypatch.setattr("deepfill.model.contextual_attention.PASTE_SUBSET_FRACTION", paste_subset)
+def test_matches_slow_reference(fuse, with_hole, subset, batch, monkeypatch):
+    monkeypatch.setattr("deepfill.model.contextual_attention.SUBSET_FRACTION", subset)
     f, b, mask = _inputs(0, batch=batch)
     mask = mask if with_hole else None
     y, flow = contextual_attention(f, b, mask, fuse=fuse, return_flow=True)
@@ -84,6 +84,20 @@ def test_matches_slow_reference(fuse, with_hole, paste_subset, batch, monkeypatc
     assert y.shape == f.shape
     assert torch.allclose(y.double(), y_ref, atol=1e-5), (y.double() - y_ref).abs().max()
     assert torch.equal(flow, flow_ref)
+
+
+def test_a_large_hole_leaves_its_inner_patches_out_of_both_gemms(monkeypatch):
+    """Guards the test above: the GEMMs' background side really shrinks (fuse radius kept)."""
+    shapes = []
+    original = torch.bmm
+    monkeypatch.setattr(torch, "bmm", lambda a, b: shapes.append(b.shape) or original(a, b))
+    f, _, _ = _inputs(5, batch=1, channels=2, size=(32, 32))
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 4:28, 4:28] = 1  # 12 x 12 positions at rate 2; patches touching it: 14 x 14
+    contextual_attention(f, f, mask)
+    matching, paste = shapes  # [B, C*3*3, patches], [B, patches, C*4*4]
+    assert matching[-1] == 16 * 16 - 12 * 12  # not matched: farther than the fuse radius from a valid patch
+    assert paste[-2] == 16 * 16 - 14 * 14  # not pasted: every invalid patch
 
 
 def test_chunked_equals_unchunked():

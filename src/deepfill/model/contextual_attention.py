@@ -27,8 +27,9 @@ from torch import nn
 MAX_CHUNK_ELEMENTS = 2**25
 
 
-# Paste back from the attendable patches only when they are at most this fraction of all.
-PASTE_SUBSET_FRACTION = 0.9
+# Match against / paste back from a subset of the background patches only when it is at most
+# this fraction of all (the gather and scatter around the GEMM cost more than a few columns).
+SUBSET_FRACTION = 0.9
 
 
 def downscale_nearest(x: torch.Tensor, size: tuple[int, int], align_corners: bool = False) -> torch.Tensor:
@@ -178,7 +179,7 @@ def contextual_attention(
     # Patches invalid in every sample get attention weight 0 everywhere: leave them out of the
     # paste-back GEMM when that makes it notably smaller (a large hole).
     attendable = torch.nonzero(valid.amax(0) > 0).squeeze(1)
-    if attendable.numel() > PASTE_SUBSET_FRACTION * locations:
+    if attendable.numel() > SUBSET_FRACTION * locations:
         attendable = None
     else:
         raw = raw[:, attendable]
@@ -186,6 +187,13 @@ def contextual_attention(
     paste_mask = None if bool(kept_valid.all()) else kept_valid[:, None]  # None: all kept are valid (one sample)
 
     radius = fuse_k // 2 if fuse else 0
+    # Likewise the matching GEMM: a patch's raw score matters only where propagation carries it
+    # to a valid patch (within the fuse radius); deep inside a large hole it is never read.
+    matched = _within(valid.amax(0).view(1, 1, hd, wd), radius)
+    if matched.numel() > SUBSET_FRACTION * locations:
+        matched = None
+    else:
+        w = w[:, matched]
     if top >= bottom or left >= right:
         bottom = top  # an empty region: nothing attends, the output is zero
     c0, c1 = max(0, left - radius), min(wd, right + radius)  # columns plus the fuse halo
@@ -201,7 +209,9 @@ def contextual_attention(
         r1 = min(bottom, r0 + rows_per_chunk)
         h0, h1 = max(0, r0 - radius), min(hd, r1 + radius)  # rows plus the fuse halo
         queries = fg[:, h0:h1, c0:c1].reshape(batch, -1, fg.shape[-1])
-        scores = torch.bmm(queries, w.transpose(1, 2)).float()  # [B, rows*cols, Lb]
+        scores = torch.bmm(queries, w.transpose(1, 2)).float()  # [B, rows*cols, Lb or matched]
+        if matched is not None:
+            scores = scores.new_zeros(batch, scores.shape[1], locations).index_copy_(2, matched, scores)
         keep_rows, keep_cols = (r0 - h0, r1 - h0), (left - c0, right - c0)
         if fuse:
             scores = _propagate(scores.view(batch, h1 - h0, c1 - c0, hd, wd), fuse_k, keep_rows, keep_cols)
@@ -229,6 +239,13 @@ def contextual_attention(
         xs = torch.arange(wd, device=f.device).view(1, 1, wd)
         flow = torch.stack([flow_index // wd - ys, flow_index % wd - xs], dim=1)
     return y, flow
+
+
+def _within(grid: torch.Tensor, radius: int) -> torch.Tensor:
+    """Flat indices of the cells of ``grid`` [1, 1, H, W] within ``radius`` (Chebyshev) of a nonzero one."""
+    if radius:
+        grid = F.max_pool2d(grid, 2 * radius + 1, stride=1, padding=radius)
+    return torch.nonzero(grid.flatten() > 0).squeeze(1)
 
 
 def _patch_rows(x: torch.Tensor, k: int, stride: int, pad: int) -> torch.Tensor:
