@@ -168,3 +168,16 @@ def test_align_corners_attention_runs_with_holes():
     f, b, mask = _inputs(4, size=(12, 16))
     y, _ = contextual_attention(f, b, mask, align_corners=True)
     assert y.shape == f.shape and torch.isfinite(y).all()
+
+
+def test_column_runs_take_and_place_like_indexing():
+    from deepfill.model.contextual_attention import _place_columns, _runs, _take_columns
+
+    x = torch.randn(2, 3, 12)
+    for picked in ([0, 1, 2, 5, 6, 11], [3], [], list(range(12)), [1, 3, 5, 7]):
+        index = torch.tensor(picked, dtype=torch.long)
+        runs = _runs(index)
+        assert sum(stop - start for start, stop in runs) == len(picked)
+        assert torch.equal(_take_columns(x, runs), x[..., index])
+        placed = torch.zeros(2, 3, 12).index_copy_(2, index, x[..., : len(picked)])
+        assert torch.equal(_place_columns(x[..., : len(picked)], runs, 12), placed)

@@ -184,6 +184,7 @@ def contextual_attention(
     else:
         raw = raw[:, attendable]
     kept_valid = valid if attendable is None else valid[:, attendable]
+    attendable_runs = None if attendable is None else _runs(attendable)
     paste_mask = None if bool(kept_valid.all()) else kept_valid[:, None]  # None: all kept are valid (one sample)
 
     radius = fuse_k // 2 if fuse else 0
@@ -193,7 +194,7 @@ def contextual_attention(
     if matched.numel() > SUBSET_FRACTION * locations:
         matched = None
     else:
-        w = w[:, matched]
+        w, matched_runs = w[:, matched], _runs(matched)
     if top >= bottom or left >= right:
         bottom = top  # an empty region: nothing attends, the output is zero
     c0, c1 = max(0, left - radius), min(wd, right + radius)  # columns plus the fuse halo
@@ -211,7 +212,7 @@ def contextual_attention(
         queries = fg[:, h0:h1, c0:c1].reshape(batch, -1, fg.shape[-1])
         scores = torch.bmm(queries, w.transpose(1, 2)).float()  # [B, rows*cols, Lb or matched]
         if matched is not None:
-            scores = scores.new_zeros(batch, scores.shape[1], locations).index_copy_(2, matched, scores)
+            scores = _place_columns(scores, matched_runs, locations)
         keep_rows, keep_cols = (r0 - h0, r1 - h0), (left - c0, right - c0)
         if fuse:
             scores = _propagate(scores.view(batch, h1 - h0, c1 - c0, hd, wd), fuse_k, keep_rows, keep_cols)
@@ -225,7 +226,7 @@ def contextual_attention(
             best = (attention * valid[:, None]).argmax(-1)
             flow_index[:, r0:r1, left:right] = best.view(batch, r1 - r0, right - left)
         # 7. Paste back: each foreground position is a weighted sum of raw patches.
-        weights = attention if attendable is None else attention[..., attendable]
+        weights = attention if attendable is None else _take_columns(attention, attendable_runs)
         if paste_mask is not None:
             weights = weights * paste_mask
         rows = torch.bmm(weights.to(raw.dtype), raw)  # [B, rows*cols, kraw*kraw*C]
@@ -239,6 +240,34 @@ def contextual_attention(
         xs = torch.arange(wd, device=f.device).view(1, 1, wd)
         flow = torch.stack([flow_index // wd - ys, flow_index % wd - xs], dim=1)
     return y, flow
+
+
+def _runs(index: torch.Tensor) -> list[tuple[int, int]]:
+    """Sorted distinct indices as (start, stop) ranges of consecutive values.
+
+    Patch subsets are rows of the patch grid cut by a hole: a few dozen runs, which copy 2-4x
+    faster as slices than an indexed gather or scatter along the last dimension.
+    """
+    if index.numel() == 0:
+        return []
+    cuts = (torch.nonzero(index[1:] - index[:-1] != 1).squeeze(1) + 1).tolist()
+    bounds, values = [0, *cuts, index.numel()], index.tolist()
+    return [(values[a], values[b - 1] + 1) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _take_columns(x: torch.Tensor, runs: list[tuple[int, int]]) -> torch.Tensor:
+    """``x[..., index]`` for the index given as :func:`_runs`."""
+    return torch.cat([x[..., start:stop] for start, stop in runs], dim=-1) if runs else x[..., :0]
+
+
+def _place_columns(x: torch.Tensor, runs: list[tuple[int, int]], width: int) -> torch.Tensor:
+    """Zeros [..., width] holding the columns of ``x`` at the index given as :func:`_runs`."""
+    zeros = x.new_zeros(()).expand(*x.shape[:-1], width)
+    pieces, taken, end = [], 0, 0
+    for start, stop in runs:
+        pieces += [zeros[..., : start - end], x[..., taken : taken + stop - start]]
+        taken, end = taken + stop - start, stop
+    return torch.cat(pieces + [zeros[..., : width - end]], dim=-1)
 
 
 def _within(grid: torch.Tensor, radius: int) -> torch.Tensor:
