@@ -238,3 +238,13 @@ def test_hole_regions_merge_many_holes_quickly():
     lone[100:200, 100:200] = True
     lone[2000:2100, 3000:3100] = True
     assert sorted(hole_regions(lone)) == [(36, 36, 264, 264), (1936, 2936, 2164, 3164)]
+
+
+def test_hole_regions_of_one_hole_far_from_the_corner_and_of_none():
+    from deepfill.inpainter import hole_regions
+
+    hole = np.zeros((3000, 4000), bool)
+    hole[1350:1650, 1850:2150] = True
+    assert hole_regions(hole) == [(1200, 1700, 1800, 2300)]
+    assert all(type(v) is int for v in hole_regions(hole)[0])
+    assert hole_regions(np.zeros((50, 60), bool)) == []

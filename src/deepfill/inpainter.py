@@ -62,9 +62,17 @@ def hole_regions(hole: np.ndarray, margin_fraction: float = 0.5, min_margin: int
     """
     height, width = hole.shape
     boxes = []
-    for rows, cols in ndimage.find_objects(ndimage.label(hole)[0]):
-        m = max(min_margin, int(max(rows.stop - rows.start, cols.stop - cols.start) * margin_fraction))
-        boxes.append((max(0, rows.start - m), max(0, cols.start - m), min(height, rows.stop + m), min(width, cols.stop + m)))
+    # Label only the extent of the holes: a 300 x 300 hole in a 12-megapixel photo took 118 ms
+    # to label whole, most of the time outside the network.
+    hole_rows, hole_cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
+    if hole_rows.size == 0:
+        return []
+    y0, x0 = int(hole_rows[0]), int(hole_cols[0])
+    extent = hole[y0 : hole_rows[-1] + 1, x0 : hole_cols[-1] + 1]
+    for rows, cols in ndimage.find_objects(ndimage.label(extent)[0]):
+        top, left, bottom, right = rows.start + y0, cols.start + x0, rows.stop + y0, cols.stop + x0
+        m = max(min_margin, int(max(bottom - top, right - left) * margin_fraction))
+        boxes.append((max(0, top - m), max(0, left - m), min(height, bottom + m), min(width, right + m)))
     cell = 8
     while len(boxes) > 1:
         grid = np.zeros((-(-height // cell), -(-width // cell)), bool)
