@@ -25,15 +25,21 @@ from deepfill.train import hardware
 
 CHILD = r"""
 import json, sys, time
-size, dtype, runs = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+size, dtype, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 from deepfill.runtime import tune_process
 tune_process()
 import torch
+import numpy as np
 from deepfill.benchmark import square_hole_case
 from deepfill.inpainter import Inpainter
 torch.set_num_threads(2)
 inpainter = Inpainter.from_pretrained(device="cpu", dtype=dtype)
-rgb, hole = square_hole_case(size)
+if size == "photo":  # bench_photo's case, built here so that revisions before it run it too
+    rgb = np.random.default_rng(0).random((3000, 4000, 3), dtype=np.float32)
+    hole = np.zeros((3000, 4000), bool)
+    hole[1350:1650, 1850:2150] = True
+else:
+    rgb, hole = square_hole_case(int(size))
 inpainter.fill(rgb, hole)
 times = []
 for _ in range(runs):
@@ -44,9 +50,9 @@ print(json.dumps(times))
 """
 
 
-def run_child(src: str, size: int, dtype: str, runs: int) -> list[float]:
+def run_child(src: str, size: str, dtype: str, runs: int) -> list[float]:
     env = {**os.environ, "PYTHONPATH": os.path.abspath(src)}
-    out = subprocess.run([sys.executable, "-c", CHILD, str(size), dtype, str(runs)],
+    out = subprocess.run([sys.executable, "-c", CHILD, size, dtype, str(runs)],
                          check=True, capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -55,7 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("before", help="src folder of the first revision")
     parser.add_argument("after", help="src folder of the second revision")
-    parser.add_argument("--sizes", default="512")
+    parser.add_argument("--sizes", default="512", help="square sizes and/or 'photo' (4000x3000, 300x300 hole)")
     parser.add_argument("--dtypes", default="bfloat16,float32")
     parser.add_argument("--runs", type=int, default=7, help="timed images per child process")
     parser.add_argument("--rounds", type=int, default=3)
@@ -63,7 +69,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for dtype in args.dtypes.split(","):
-        for size in (int(s) for s in args.sizes.split(",")):
+        for size in args.sizes.split(","):
             times = {"before": [], "after": []}
             for _ in range(args.rounds):
                 for name in times:
