@@ -199,3 +199,16 @@ def test_init_carries_the_training_history(photos, tmp_path):
     assert [s["run"] for s in card["training_history"]] == ["first", "second"]
     assert [s["steps"] for s in card["training_history"]] == [2, 3]
     assert card["steps"] == 5 and card["images_seen"] == 5 * 2
+
+
+def test_automatic_precision_follows_the_device_and_an_emulated_one_is_warned_about(photos, tmp_path, monkeypatch, caplog):
+    import deepfill.train
+    from deepfill.runtime import has_fast_kernels
+    from deepfill.train import autocast_dtype
+
+    cpu = torch.device("cpu")
+    assert autocast_dtype("auto", cpu) == (torch.bfloat16 if has_fast_kernels(torch.bfloat16, cpu) else None)
+    monkeypatch.setattr(deepfill.train, "has_fast_kernels", lambda dtype, device: False)
+    assert autocast_dtype("auto", cpu) is None
+    Trainer(TrainConfig(**{**TINY, "amp": "bf16"}), photos, tmp_path / "run")
+    assert "amp = bf16 on a device that emulates it" in caplog.text
