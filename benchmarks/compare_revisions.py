@@ -25,7 +25,7 @@ from deepfill.train import hardware
 
 CHILD = r"""
 import json, sys, time
-size, dtype, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+size, dtype, runs, hole_fraction = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 from deepfill.runtime import tune_process
 tune_process()
 import torch
@@ -39,7 +39,7 @@ if size == "photo":  # bench_photo's case, built here so that revisions before i
     hole = np.zeros((3000, 4000), bool)
     hole[1350:1650, 1850:2150] = True
 else:
-    rgb, hole = square_hole_case(int(size))
+    rgb, hole = square_hole_case(int(size), hole_fraction)
 inpainter.fill(rgb, hole)
 times = []
 for _ in range(runs):
@@ -50,9 +50,9 @@ print(json.dumps(times))
 """
 
 
-def run_child(src: str, size: str, dtype: str, runs: int) -> list[float]:
+def run_child(src: str, size: str, dtype: str, runs: int, hole_fraction: float) -> list[float]:
     env = {**os.environ, "PYTHONPATH": os.path.abspath(src)}
-    out = subprocess.run([sys.executable, "-c", CHILD, size, dtype, str(runs)],
+    out = subprocess.run([sys.executable, "-c", CHILD, size, dtype, str(runs), str(hole_fraction)],
                          check=True, capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("after", help="src folder of the second revision")
     parser.add_argument("--sizes", default="512", help="square sizes and/or 'photo' (4000x3000, 300x300 hole)")
     parser.add_argument("--dtypes", default="bfloat16,float32")
+    parser.add_argument("--hole-fraction", type=float, default=0.25, help="of the square cases' area")
     parser.add_argument("--runs", type=int, default=7, help="timed images per child process")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json")
@@ -73,8 +74,8 @@ def main() -> None:
             times = {"before": [], "after": []}
             for _ in range(args.rounds):
                 for name in times:
-                    times[name] += run_child(getattr(args, name), size, dtype, args.runs)
-            row = {"size": size, "dtype": dtype, **{f"{name}_median_ms": round(statistics.median(t) * 1000, 1)
+                    times[name] += run_child(getattr(args, name), size, dtype, args.runs, args.hole_fraction)
+            row = {"size": size, "dtype": dtype, "hole_fraction": args.hole_fraction, **{f"{name}_median_ms": round(statistics.median(t) * 1000, 1)
                                                      for name, t in times.items()}}
             row["after_over_before"] = round(row["after_median_ms"] / row["before_median_ms"], 3)
             rows.append(row)

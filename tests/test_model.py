@@ -62,6 +62,28 @@ def test_zero_padding_is_tf_same():
     assert torch.allclose(dilated(x), expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("padding", ["reflect", "zeros"])
+@pytest.mark.parametrize("kernel, stride, dilation", [(3, 1, 1), (3, 1, 4), (3, 2, 1), (5, 1, 1), (5, 2, 1)])
+def test_forward_region_equals_the_whole_map_inside_any_box(padding, kernel, stride, dilation):
+    """Through :meth:`GenConv.input_box` and back, at corners, edges and inside; even and odd sizes."""
+    torch.manual_seed(0)
+    layer = GenConv(2, 3, kernel, stride, dilation, padding=padding)
+    g = torch.Generator().manual_seed(1)
+    for size in [(24, 30), (23, 29)]:
+        x = torch.randn(1, 2, *size)
+        whole = layer(x)
+        assert tuple(whole.shape[-2:]) == layer.output_size(size)
+        height, width = whole.shape[-2:]
+        for _ in range(30):
+            top, left = (int(torch.randint(0, n, (), generator=g)) for n in (height, width))
+            bottom = int(torch.randint(top + 1, height + 1, (), generator=g))
+            right = int(torch.randint(left + 1, width + 1, (), generator=g))
+            want = (top, bottom, left, right)
+            have = layer.input_box(want, size)
+            region = layer.forward_region(x[..., have[0] : have[1], have[2] : have[3]], have, want, size)
+            assert torch.allclose(region, whole[..., top:bottom, left:right], atol=1e-6), (size, want, have)
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_reduced_precision_elu_is_elu(dtype):
     """The exp-based ELU for bf16/fp16 is within one rounding of the type of the exact ELU."""
@@ -104,15 +126,17 @@ def test_critics_score_batches():
 
 
 @pytest.mark.parametrize("padding", ["reflect", "zeros"])
-@pytest.mark.parametrize("box", [(40, 80, 100, 150), (0, 20, 0, 30), (150, 160, 180, 200), (60, 68, 4, 196)])
+@pytest.mark.parametrize("box", [(40, 80, 100, 150), (0, 20, 0, 30), (150, 160, 180, 200), (60, 68, 4, 196),
+                                 (181, 203, 165, 190)])
 def test_hole_only_is_exact_inside_the_hole(box, padding):
-    """Dilated stacks, attention and decoders restricted to the hole's surroundings change no hole pixel."""
+    """Encoders, dilated stacks, attention and decoders restricted to the hole's surroundings
+    change no hole pixel (the last box is far enough from every border for the encoders to be cut)."""
     torch.manual_seed(0)
     model = Generator(ModelConfig(cnum=8, padding=padding)).eval()
     for p in model.parameters():  # weights large enough for differences to show
         p.data.mul_(2)
-    x = torch.rand(1, 3, 160, 200) * 2 - 1
-    mask = torch.zeros(1, 1, 160, 200)
+    x = torch.rand(1, 3, 384, 352) * 2 - 1
+    mask = torch.zeros(1, 1, 384, 352)
     top, bottom, left, right = box
     mask[..., top:bottom, left:right] = 1
     with torch.no_grad():
@@ -122,3 +146,18 @@ def test_hole_only_is_exact_inside_the_hole(box, padding):
     assert torch.allclose(coarse[hole], coarse_fast[hole], atol=1e-5)
     assert torch.allclose(full[hole], fast[hole], atol=1e-5)
     assert not torch.allclose(full[~hole], fast[~hole], atol=1e-3)  # the restriction did restrict
+
+
+def test_a_small_hole_cuts_the_encoders_but_not_the_attention_branchs():
+    """Guards the test above: the last box there does reach the encoders."""
+    model = Generator(ModelConfig(cnum=8)).eval()
+    seen = {}
+    for name in ("conv1", "xconv1", "pmconv1"):
+        getattr(model, name).conv.register_forward_pre_hook(lambda m, args, name=name: seen.update({name: args[0].shape}))
+    mask = torch.zeros(1, 1, 384, 352)
+    mask[..., 181:203, 165:190] = 1
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 384, 352), mask, hole_only=True)
+    assert seen["pmconv1"][-2:] == (388, 356)  # the whole image, reflect-padded by 2
+    for name in ("conv1", "xconv1"):
+        assert seen[name][-2] < 388 - 40 and seen[name][-1] < 356 - 10, (name, seen[name])  # 339 x 343

@@ -32,7 +32,8 @@ class Generator(nn.Module):
     # The layers after the last wide-reaching one (coarse conv11 on; refinement pmconv9 on) see
     # at most 6 pixels at 1/4 resolution around an output pixel: cropped to the hole's box plus
     # this margin they give the same hole pixels for a fraction of the work. The dilated stacks
-    # before them compute only what that box reads (:func:`_run_toward`).
+    # and the encoders before them (not the attention branch's, whose background is the whole
+    # image) compute only what that box reads (:func:`_run_toward`).
     tail_margin = 6
 
     def __init__(self, config: ModelConfig = ModelConfig()) -> None:
@@ -109,12 +110,10 @@ class Generator(nn.Module):
         layers before it only where the decoder reads; the result is exact inside the hole and
         zero far from it.
         """
-        h = self._input(x * (1 - mask), mask)
-        for layer in (self.conv1, self.conv2_downsample, self.conv3, self.conv4_downsample):
-            h = layer(h)
         box = self.tail_box(mask) if hole_only else None
-        h = _run_toward((self.conv5, self.conv6, self.conv7_atrous, self.conv8_atrous, self.conv9_atrous,
-                         self.conv10_atrous), h, box)
+        h = _run_toward((self.conv1, self.conv2_downsample, self.conv3, self.conv4_downsample, self.conv5,
+                         self.conv6, self.conv7_atrous, self.conv8_atrous, self.conv9_atrous, self.conv10_atrous),
+                        self._input(x * (1 - mask), mask), box)
         for layer in (self.conv11, self.conv12, self.conv13_upsample, self.conv14, self.conv15_upsample,
                       self.conv16, self.conv17):
             h = layer(h)
@@ -161,11 +160,9 @@ class Generator(nn.Module):
         """
         h_in = self._input(coarse * mask + x * (1 - mask), mask)
         box = self.tail_box(mask) if hole_only else None
-        h = h_in
-        for layer in (self.xconv1, self.xconv2_downsample, self.xconv3, self.xconv4_downsample):
-            h = layer(h)
-        hallucinated = _run_toward((self.xconv5, self.xconv6, self.xconv7_atrous, self.xconv8_atrous,
-                                    self.xconv9_atrous, self.xconv10_atrous), h, box)
+        hallucinated = _run_toward((self.xconv1, self.xconv2_downsample, self.xconv3, self.xconv4_downsample,
+                                    self.xconv5, self.xconv6, self.xconv7_atrous, self.xconv8_atrous,
+                                    self.xconv9_atrous, self.xconv10_atrous), h_in, box)
 
         h = h_in
         for layer in (self.pmconv1, self.pmconv2_downsample, self.pmconv3, self.pmconv4_downsample,
@@ -213,25 +210,26 @@ def _hole_extent(mask: torch.Tensor) -> tuple[int, int, int, int] | None:
 
 
 def _run_toward(layers: tuple[GenConv, ...], h: torch.Tensor, box: tuple[int, int, int, int] | None) -> torch.Tensor:
-    """Run stride-1 ``layers`` on the map ``h``; with a ``box``, return the last output inside it only.
+    """Run ``layers`` on the map ``h``; with a ``box``, return the last output inside it only.
 
-    Each layer then computes just what the layers after it read: the next one's box grown by
-    that one's reach, clipped to the map (the dilated convs' reach of 16 makes that a fraction of
-    the map around a hole). The values inside ``box`` are those of the whole-map computation.
+    Each layer then computes just what the layers after it read (:meth:`GenConv.input_box`: the
+    next one's box grown by its reach, 16 for the rate-16 conv, and scaled back through the
+    stride-2 ones), clipped to the map. The values inside ``box`` are those of the whole-map
+    computation.
     """
     if box is None:
         for layer in layers:
             h = layer(h)
         return h
-    height, width = h.shape[-2:]
-    boxes = [box]
-    for layer in reversed(layers[1:]):
-        top, bottom, left, right = boxes[-1]
-        r = layer.reach
-        boxes.append((max(0, top - r), min(height, bottom + r), max(0, left - r), min(width, right + r)))
-    have = (0, height, 0, width)
-    for layer, want in zip(layers, reversed(boxes)):
-        h = layer.forward_region(h, have, want, (height, width))
+    sizes = [tuple(h.shape[-2:])]  # the input size of each layer
+    for layer in layers[:-1]:
+        sizes.append(layer.output_size(sizes[-1]))
+    boxes = [box]  # the output box of each layer, last layer first
+    for layer, size in zip(reversed(layers[1:]), reversed(sizes[1:])):
+        boxes.append(layer.input_box(boxes[-1], size))
+    have = (0, sizes[0][0], 0, sizes[0][1])
+    for layer, want, size in zip(layers, reversed(boxes), sizes):
+        h = layer.forward_region(h, have, want, size)
         have = want
     return h
 

@@ -45,45 +45,65 @@ class GenConv(nn.Module):
         self.padding = padding
         self.activation = activation
 
-    def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        k = self.conv.kernel_size[0]
-        d = self.conv.dilation[0]
-        s = self.conv.stride[0]
+    def _pads(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """(left, right, top, bottom) padding of a ``height`` x ``width`` input."""
+        k, d, s = self.conv.kernel_size[0], self.conv.dilation[0], self.conv.stride[0]
         if self.padding == "reflect":
             p = d * (k - 1) // 2
-            return F.pad(x, (p, p, p, p), mode="reflect")
+            return p, p, p, p
         # TF "SAME": total padding so that out = ceil(in / stride), the extra pixel after.
         pads = []
-        for size in (x.shape[-1], x.shape[-2]):
-            effective = d * (k - 1) + 1
-            total = max((-(-size // s) - 1) * s + effective - size, 0)
+        for size in (width, height):
+            total = max((-(-size // s) - 1) * s + d * (k - 1) + 1 - size, 0)
             pads += [total // 2, total - total // 2]
-        return F.pad(x, pads)
+        return pads[0], pads[1], pads[2], pads[3]
+
+    def _pad(self, x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tensor:
+        return F.pad(x, pads, mode="reflect" if self.padding == "reflect" else "constant")
 
     @property
-    def reach(self) -> int:
-        """How far (in input pixels) an output pixel of this stride-1 conv reads on each side."""
-        return self.conv.dilation[0] * (self.conv.kernel_size[0] - 1) // 2
+    def _span(self) -> int:
+        """How many more input pixels than one an output pixel reads, along each axis."""
+        return self.conv.dilation[0] * (self.conv.kernel_size[0] - 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._activate(self.conv(self._pad(x)))
+    def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """(height, width) of the output for an input of ``size``."""
+        left, right, top, bottom = self._pads(*size)
+        stride = self.conv.stride[0]
+        return ((size[0] + top + bottom - self._span - 1) // stride + 1,
+                (size[1] + left + right - self._span - 1) // stride + 1)
 
-    def forward_region(self, x: torch.Tensor, have: Box, want: Box, size: tuple[int, int]) -> torch.Tensor:
-        """The output inside the box ``want`` of a ``size`` map, equal to :meth:`forward`'s there.
+    def input_box(self, want: Box, size: tuple[int, int]) -> Box:
+        """The box of an input of ``size`` that the output pixels inside ``want`` read, clipped to it.
 
-        ``x`` is the input inside ``have``, a box that holds ``want`` grown by :attr:`reach` and
-        clipped to the map. Only the sides where ``have`` meets the map's border are padded, as
-        :meth:`forward` pads the whole map there. Stride 1 only.
+        Output pixel i reads the padded input from ``stride * i`` on, ``span + 1`` pixels.
         Boxes are (top, bottom, left, right), ends exclusive.
         """
-        if self.conv.stride[0] != 1:
-            raise ValueError("forward_region needs a stride-1 convolution")
-        r = self.reach
-        (h_top, h_bottom, h_left, h_right), (top, bottom, left, right) = have, want
-        pads = (r * (h_left == 0), r * (h_right == size[1]), r * (h_top == 0), r * (h_bottom == size[0]))
-        x = F.pad(x, pads, mode="reflect" if self.padding == "reflect" else "constant")
-        y0, x0 = h_top - pads[2], h_left - pads[0]  # map position of x[..., 0, 0]
-        x = x[..., top - r - y0 : bottom + r - y0, left - r - x0 : right + r - x0]
+        left, _, top, _ = self._pads(*size)
+        stride, span = self.conv.stride[0], self._span
+        w_top, w_bottom, w_left, w_right = want
+        return (max(0, stride * w_top - top), min(size[0], stride * (w_bottom - 1) - top + span + 1),
+                max(0, stride * w_left - left), min(size[1], stride * (w_right - 1) - left + span + 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._activate(self.conv(self._pad(x, self._pads(*x.shape[-2:]))))
+
+    def forward_region(self, x: torch.Tensor, have: Box, want: Box, size: tuple[int, int]) -> torch.Tensor:
+        """The output inside the box ``want``, equal to :meth:`forward`'s there.
+
+        ``x`` is the part inside ``have`` of an input of ``size``; ``have`` holds
+        :meth:`input_box` of ``want``. Only the sides where ``have`` meets the input's border are
+        padded, as :meth:`forward` pads the whole input there.
+        """
+        left, right, top, bottom = self._pads(*size)
+        h_top, h_bottom, h_left, h_right = have
+        pads = (left * (h_left == 0), right * (h_right == size[1]), top * (h_top == 0), bottom * (h_bottom == size[0]))
+        x = self._pad(x, pads)
+        y0, x0 = h_top - pads[2], h_left - pads[0]  # input position of x[..., 0, 0]
+        stride, span = self.conv.stride[0], self._span
+        w_top, w_bottom, w_left, w_right = want
+        x = x[..., stride * w_top - top - y0 : stride * (w_bottom - 1) - top + span + 1 - y0,
+              stride * w_left - left - x0 : stride * (w_right - 1) - left + span + 1 - x0]
         return self._activate(self.conv(x))
 
     def _activate(self, x: torch.Tensor) -> torch.Tensor:
