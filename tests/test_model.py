@@ -84,6 +84,36 @@ def test_forward_region_equals_the_whole_map_inside_any_box(padding, kernel, str
             assert torch.allclose(region, whole[..., top:bottom, left:right], atol=1e-6), (size, want, have)
 
 
+@pytest.mark.parametrize("padding", ["reflect", "zeros"])
+def test_upsampling_conv_reads_only_its_input_box(padding):
+    """Changing the input outside :meth:`GenUpConv.input_box` changes no output inside the box."""
+    torch.manual_seed(0)
+    layer = GenUpConv(2, 3, padding)
+    x = torch.randn(1, 2, 11, 13)
+    out = layer(x)
+    assert tuple(out.shape[-2:]) == layer.output_size((11, 13))
+    for want in [(0, 3, 0, 2), (5, 9, 7, 26), (19, 22, 24, 26), (0, 22, 0, 26)]:
+        top, bottom, left, right = layer.input_box(want, (11, 13))
+        outside = torch.ones_like(x, dtype=torch.bool)
+        outside[..., top:bottom, left:right] = False
+        changed = layer(torch.where(outside, x + 5, x))
+        assert torch.equal(changed[..., want[0] : want[1], want[2] : want[3]], out[..., want[0] : want[1], want[2] : want[3]])
+        for row in (top, bottom - 1):  # and no larger than needed: its edge rows are read
+            edge = x.clone()
+            edge[..., row, left:right] += 5
+            assert not torch.equal(layer(edge)[..., want[0] : want[1], want[2] : want[3]],
+                                   out[..., want[0] : want[1], want[2] : want[3]])
+
+
+def test_attention_region_is_what_the_layers_after_it_read():
+    """Worked by hand for rows 230-280 of 512: the decoder reads attention pixels 51-75 at 1/4,
+    which positions 25-38 paste onto (position p covers 2p - 1 to 2p + 2)."""
+    mask = torch.zeros(1, 1, 512, 512)
+    mask[..., 230:281, 100:101] = 1
+    top, bottom, left, right = Generator(ModelConfig(cnum=4)).attention_region(mask)
+    assert (top, bottom) == (25, 39)
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_reduced_precision_elu_is_elu(dtype):
     """The exp-based ELU for bf16/fp16 is within one rounding of the type of the exact ELU."""

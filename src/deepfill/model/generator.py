@@ -25,10 +25,6 @@ class Generator(nn.Module):
     pad_multiple = 8
     # Reflect padding of the rate-16 dilated convs at 1/4 resolution needs > 16 pixels there.
     min_size = 72
-    # Attention positions (1/8 of the image) within this distance of a hole pixel's position can
-    # reach it through the layers after the attention (receptive field: 7 feature pixels at 1/4
-    # resolution, which the 4x4 paste-back spreads over 4.5 positions at 1/8).
-    attention_reach = 6
     # The layers after the last wide-reaching one (coarse conv11 on; refinement pmconv9 on) see
     # at most 6 pixels at 1/4 resolution around an output pixel: cropped to the hole's box plus
     # this margin they give the same hole pixels for a fraction of the work. The dilated stacks
@@ -137,17 +133,28 @@ class Generator(nn.Module):
     def attention_region(self, mask: torch.Tensor) -> tuple[int, int, int, int]:
         """The box of attention positions that can influence any hole pixel of the batch.
 
-        Outside it, the refined output differs only at known pixels, which compositing replaces,
-        so attending from this box alone gives the same inpainted image.
+        The layers after the attention read, for the hole's pixels, a box of its output that
+        :meth:`GenConv.input_box` carries back from the hole's extent; a position pastes its
+        2*rate x 2*rate patch from rate * position - rate / 2 on. Outside this box the refined
+        output differs only at known pixels, which compositing replaces, so attending from this
+        box alone gives the same inpainted image.
         """
-        stride = 4 * self.config.ca_rate
         extent = _hole_extent(mask)
         if extent is None:
             return 0, 0, 0, 0
-        top, bottom, left, right = extent
-        reach = self.attention_reach
-        return (top // stride - reach, (bottom - 1) // stride + 1 + reach,
-                left // stride - reach, (right - 1) // stride + 1 + reach)
+        layers = (self.pmconv9, self.pmconv10, self.allconv11, self.allconv12, self.allconv13_upsample,
+                  self.allconv14, self.allconv15_upsample, self.allconv16, self.allconv17)
+        sizes = [(mask.shape[-2] // 4, mask.shape[-1] // 4)]  # the input size of each layer
+        for layer in layers[:-1]:
+            sizes.append(layer.output_size(sizes[-1]))
+        box = extent
+        for layer, size in zip(reversed(layers), reversed(sizes)):
+            box = layer.input_box(box, size)
+        top, bottom, left, right = box  # attention output pixels, 1/4 resolution
+        rate = self.config.ca_rate
+        first = lambda start: -((rate + rate // 2 - 1 - start) // rate)  # noqa: E731  ceil((start - 3r/2 + 1) / r)
+        last = lambda stop: (stop - 1 + rate // 2) // rate + 1  # noqa: E731
+        return first(top), last(bottom), first(left), last(right)
 
     def refine(
         self, x: torch.Tensor, coarse: torch.Tensor, mask: torch.Tensor, return_flow: bool = False,

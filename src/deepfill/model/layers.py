@@ -58,7 +58,9 @@ class GenConv(nn.Module):
             pads += [total // 2, total - total // 2]
         return pads[0], pads[1], pads[2], pads[3]
 
-    def _pad(self, x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tensor:
+    def _pad(self, x: torch.Tensor, pads: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+        """``x`` padded by ``pads`` (default: as the whole input)."""
+        pads = self._pads(*x.shape[-2:]) if pads is None else pads
         return F.pad(x, pads, mode="reflect" if self.padding == "reflect" else "constant")
 
     @property
@@ -86,7 +88,7 @@ class GenConv(nn.Module):
                 max(0, stride * w_left - left), min(size[1], stride * (w_right - 1) - left + span + 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._activate(self.conv(self._pad(x, self._pads(*x.shape[-2:]))))
+        return self._activate(self.conv(self._pad(x)))
 
     def forward_region(self, x: torch.Tensor, have: Box, want: Box, size: tuple[int, int]) -> torch.Tensor:
         """The output inside the box ``want``, equal to :meth:`forward`'s there.
@@ -126,6 +128,18 @@ class GenUpConv(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, padding: str = "reflect") -> None:
         super().__init__()
         self.conv = GenConv(in_channels, out_channels, 3, padding=padding)
+
+    def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        return 2 * size[0], 2 * size[1]
+
+    def input_box(self, want: Box, size: tuple[int, int]) -> Box:
+        """The box of an input of ``size`` that the output pixels inside ``want`` read, clipped to it.
+
+        Output pixel v reads upsampled pixels v - 1 to v + 1, original (v - 1) // 2 to (v + 1) // 2.
+        """
+        top, bottom, left, right = want
+        return (max(0, (top - 1) // 2), min(size[0], bottom // 2 + 1),
+                max(0, (left - 1) // 2), min(size[1], right // 2 + 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv = self.conv.conv
