@@ -25,12 +25,11 @@ class Generator(nn.Module):
     pad_multiple = 8
     # Reflect padding of the rate-16 dilated convs at 1/4 resolution needs > 16 pixels there.
     min_size = 72
-    # The layers after the last wide-reaching one (coarse conv11 on; refinement pmconv9 on) see
-    # at most 6 pixels at 1/4 resolution around an output pixel: cropped to the hole's box plus
-    # this margin they give the same hole pixels for a fraction of the work. The dilated stacks
-    # and the encoders before them (not the attention branch's, whose background is the whole
-    # image) compute only what that box reads (:func:`_run_toward`).
-    tail_margin = 6
+    # With ``hole_only``, the layers after the last wide-reaching one (coarse conv11 on,
+    # refinement pmconv9 on: the "tails") run only on the box of their input that the hole's
+    # pixels read (:meth:`tail_box`), which gives the same hole pixels for a fraction of the
+    # work. The dilated stacks and the encoders before them (not the attention branch's, whose
+    # background is the whole image) compute only what that box reads (:func:`_run_toward`).
 
     def __init__(self, config: ModelConfig = ModelConfig()) -> None:
         super().__init__()
@@ -106,51 +105,46 @@ class Generator(nn.Module):
         layers before it only where the decoder reads; the result is exact inside the hole and
         zero far from it.
         """
-        box = self.tail_box(mask) if hole_only else None
+        box = self.tail_box(mask, self._coarse_tail) if hole_only else None
         h = _run_toward((self.conv1, self.conv2_downsample, self.conv3, self.conv4_downsample, self.conv5,
                          self.conv6, self.conv7_atrous, self.conv8_atrous, self.conv9_atrous, self.conv10_atrous),
                         self._input(x * (1 - mask), mask), box)
-        for layer in (self.conv11, self.conv12, self.conv13_upsample, self.conv14, self.conv15_upsample,
-                      self.conv16, self.conv17):
+        for layer in self._coarse_tail:
             h = layer(h)
         return _uncrop(h.clamp(-1, 1), box, x)
 
-    def tail_box(self, mask: torch.Tensor) -> tuple[int, int, int, int] | None:
-        """(top, bottom, left, right) at 1/4 resolution around every hole pixel of the batch.
+    @property
+    def _coarse_tail(self) -> tuple[nn.Module, ...]:
+        return (self.conv11, self.conv12, self.conv13_upsample, self.conv14, self.conv15_upsample, self.conv16,
+                self.conv17)
 
-        None when the box would cover the whole map anyway (or there is no hole).
+    @property
+    def _refine_tail(self) -> tuple[nn.Module, ...]:
+        """From the attention's output on; the hallucination branch joins at allconv11."""
+        return (self.pmconv9, self.pmconv10, self.allconv11, self.allconv12, self.allconv13_upsample,
+                self.allconv14, self.allconv15_upsample, self.allconv16, self.allconv17)
+
+    def tail_box(self, mask: torch.Tensor, tail: tuple[nn.Module, ...]) -> tuple[int, int, int, int] | None:
+        """(top, bottom, left, right): the box of ``tail``'s 1/4-resolution input that the batch's
+        hole pixels read. None when that is the whole map (or there is no hole).
         """
-        height, width = mask.shape[-2] // 4, mask.shape[-1] // 4
-        extent = _hole_extent(mask)
-        if extent is None:
-            return None
-        top, bottom, left, right = extent
-        m = self.tail_margin
-        box = (max(0, top // 4 - m), min(height, (bottom - 1) // 4 + 1 + m),
-               max(0, left // 4 - m), min(width, (right - 1) // 4 + 1 + m))
-        return None if box == (0, height, 0, width) else box
+        box = _read_box(tail, mask)
+        size = (mask.shape[-2] // 4, mask.shape[-1] // 4)
+        return None if box is None or box == (0, size[0], 0, size[1]) else box
 
     def attention_region(self, mask: torch.Tensor) -> tuple[int, int, int, int]:
         """The box of attention positions that can influence any hole pixel of the batch.
 
-        The layers after the attention read, for the hole's pixels, a box of its output that
-        :meth:`GenConv.input_box` carries back from the hole's extent; a position pastes its
-        2*rate x 2*rate patch from rate * position - rate / 2 on. Outside this box the refined
-        output differs only at known pixels, which compositing replaces, so attending from this
-        box alone gives the same inpainted image.
+        The layers after the attention read, for the hole's pixels, a box of its output
+        (:func:`_read_box`); a position pastes its 2*rate x 2*rate patch from
+        rate * position - rate / 2 on. Outside this box the refined output differs only at known
+        pixels, which compositing replaces, so attending from this box alone gives the same
+        inpainted image.
         """
-        extent = _hole_extent(mask)
-        if extent is None:
+        box = _read_box(self._refine_tail, mask)
+        if box is None:
             return 0, 0, 0, 0
-        layers = (self.pmconv9, self.pmconv10, self.allconv11, self.allconv12, self.allconv13_upsample,
-                  self.allconv14, self.allconv15_upsample, self.allconv16, self.allconv17)
-        sizes = [(mask.shape[-2] // 4, mask.shape[-1] // 4)]  # the input size of each layer
-        for layer in layers[:-1]:
-            sizes.append(layer.output_size(sizes[-1]))
-        box = extent
-        for layer, size in zip(reversed(layers), reversed(sizes)):
-            box = layer.input_box(box, size)
-        top, bottom, left, right = box  # attention output pixels, 1/4 resolution
+        top, bottom, left, right = box
         rate = self.config.ca_rate
         first = lambda start: -((rate + rate // 2 - 1 - start) // rate)  # noqa: E731  ceil((start - 3r/2 + 1) / r)
         last = lambda stop: (stop - 1 + rate // 2) // rate + 1  # noqa: E731
@@ -166,7 +160,7 @@ class Generator(nn.Module):
         can change hole pixels (inference); the output is then exact inside the hole only.
         """
         h_in = self._input(coarse * mask + x * (1 - mask), mask)
-        box = self.tail_box(mask) if hole_only else None
+        box = self.tail_box(mask, self._refine_tail) if hole_only else None
         hallucinated = _run_toward((self.xconv1, self.xconv2_downsample, self.xconv3, self.xconv4_downsample,
                                     self.xconv5, self.xconv6, self.xconv7_atrous, self.xconv8_atrous,
                                     self.xconv9_atrous, self.xconv10_atrous), h_in, box)
@@ -180,11 +174,9 @@ class Generator(nn.Module):
             mask_small = downscale_nearest(mask, h.shape[-2:], self.config.resize == "align_corners")
             region = self.attention_region(mask) if hole_only else None
             h, flow = self.contextual_attention(h, mask_small, return_flow=return_flow, region=region)
-        h = self.pmconv10(self.pmconv9(_crop(h, box)))
-
-        h = torch.cat([hallucinated, h], dim=1)
-        for layer in (self.allconv11, self.allconv12, self.allconv13_upsample, self.allconv14,
-                      self.allconv15_upsample, self.allconv16, self.allconv17):
+        pm9, pm10, *merge = self._refine_tail
+        h = torch.cat([hallucinated, pm10(pm9(_crop(h, box)))], dim=1)
+        for layer in merge:
             h = layer(h)
         return _uncrop(h.clamp(-1, 1), box, x), flow
 
@@ -214,6 +206,21 @@ def _hole_extent(mask: torch.Tensor) -> tuple[int, int, int, int] | None:
     if rows.numel() == 0:
         return None
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _read_box(layers: tuple[nn.Module, ...], mask: torch.Tensor) -> tuple[int, int, int, int] | None:
+    """The box of the 1/4-resolution input of ``layers`` (ending at full resolution) that the
+    hole pixels of ``mask`` read: the holes' extent carried back through each layer's
+    ``input_box``. None when there is no hole."""
+    box = _hole_extent(mask)
+    if box is None:
+        return None
+    sizes = [(mask.shape[-2] // 4, mask.shape[-1] // 4)]  # the input size of each layer
+    for layer in layers[:-1]:
+        sizes.append(layer.output_size(sizes[-1]))
+    for layer, size in zip(reversed(layers), reversed(sizes)):
+        box = layer.input_box(box, size)
+    return box
 
 
 def _run_toward(layers: tuple[GenConv, ...], h: torch.Tensor, box: tuple[int, int, int, int] | None) -> torch.Tensor:
