@@ -156,8 +156,8 @@ class Generator(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Stage 2: refine the pasted coarse result; returns (refined, attention flow or None).
 
-        ``hole_only`` computes the attention, the dilated stack and the decoder only where they
-        can change hole pixels (inference); the output is then exact inside the hole only.
+        ``hole_only`` computes the attention, the hallucination branch and the decoder only where
+        they can change hole pixels (inference); the output is then exact inside the hole only.
         """
         h_in = self._input(coarse * mask + x * (1 - mask), mask)
         box = self.tail_box(mask, self._refine_tail) if hole_only else None
