@@ -3,6 +3,7 @@
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -59,7 +60,7 @@ def test_float32_is_fast_everywhere_and_avx2_only_cpus_emulate_bfloat16():
     cpu = torch.device("cpu")
     assert has_fast_kernels(torch.float32, cpu)
     try:
-        flags = set(open("/proc/cpuinfo").read().split("flags")[1].split("\n")[0].split())
+        flags = set(Path("/proc/cpuinfo").read_text().split("flags")[1].split("\n")[0].split())
     except (OSError, IndexError):
         pytest.skip("no /proc/cpuinfo flags to compare with")
     if any(f.startswith(("avx512", "amx", "avx_ne_convert")) for f in flags):
