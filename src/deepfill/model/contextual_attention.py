@@ -178,7 +178,8 @@ def contextual_attention(
 
     # Patches invalid in every sample get attention weight 0 everywhere: leave them out of the
     # paste-back GEMM when that makes it notably smaller (a large hole).
-    attendable = torch.nonzero(valid.amax(0) > 0).squeeze(1)
+    valid_anywhere = valid.amax(0)  # [Lb]: valid in some sample
+    attendable = torch.nonzero(valid_anywhere > 0).squeeze(1)
     if attendable.numel() > SUBSET_FRACTION * locations:
         attendable = None
     else:
@@ -190,7 +191,7 @@ def contextual_attention(
     radius = fuse_k // 2 if fuse else 0
     # Likewise the matching GEMM: a patch's raw score matters only where propagation carries it
     # to a valid patch (within the fuse radius); deep inside a large hole it is never read.
-    matched = _within(valid.amax(0).view(1, 1, hd, wd), radius)
+    matched = _within(valid_anywhere.view(1, 1, hd, wd), radius)
     if matched.numel() > SUBSET_FRACTION * locations:
         matched = None
     else:

@@ -210,17 +210,26 @@ def _hole_extent(mask: torch.Tensor) -> tuple[int, int, int, int] | None:
 
 def _read_box(layers: tuple[nn.Module, ...], mask: torch.Tensor) -> tuple[int, int, int, int] | None:
     """The box of the 1/4-resolution input of ``layers`` (ending at full resolution) that the
-    hole pixels of ``mask`` read: the holes' extent carried back through each layer's
-    ``input_box``. None when there is no hole."""
-    box = _hole_extent(mask)
-    if box is None:
+    hole pixels of ``mask`` read. None when there is no hole."""
+    extent = _hole_extent(mask)
+    if extent is None:
         return None
-    sizes = [(mask.shape[-2] // 4, mask.shape[-1] // 4)]  # the input size of each layer
+    return _boxes_read(layers, extent, (mask.shape[-2] // 4, mask.shape[-1] // 4))[1][0]
+
+
+def _boxes_read(
+    layers: tuple[nn.Module, ...], box: tuple[int, int, int, int], size: tuple[int, int]
+) -> tuple[list[tuple[int, int]], list[tuple[int, int, int, int]]]:
+    """Each layer's input size (the first's is ``size``) and the box of each layer's input that
+    ``box`` of the last layer's output reads, carried back through every ``input_box``; the
+    last entry of the boxes is ``box`` itself."""
+    sizes = [size]
     for layer in layers[:-1]:
         sizes.append(layer.output_size(sizes[-1]))
-    for layer, size in zip(reversed(layers), reversed(sizes)):
-        box = layer.input_box(box, size)
-    return box
+    boxes = [box]
+    for layer, layer_size in zip(reversed(layers), reversed(sizes)):
+        boxes.append(layer.input_box(boxes[-1], layer_size))
+    return sizes, boxes[::-1]
 
 
 def _run_toward(layers: tuple[GenConv, ...], h: torch.Tensor, box: tuple[int, int, int, int] | None) -> torch.Tensor:
@@ -235,14 +244,9 @@ def _run_toward(layers: tuple[GenConv, ...], h: torch.Tensor, box: tuple[int, in
         for layer in layers:
             h = layer(h)
         return h
-    sizes = [tuple(h.shape[-2:])]  # the input size of each layer
-    for layer in layers[:-1]:
-        sizes.append(layer.output_size(sizes[-1]))
-    boxes = [box]  # the output box of each layer, last layer first
-    for layer, size in zip(reversed(layers[1:]), reversed(sizes[1:])):
-        boxes.append(layer.input_box(boxes[-1], size))
+    sizes, boxes = _boxes_read(layers, box, tuple(h.shape[-2:]))
     have = (0, sizes[0][0], 0, sizes[0][1])
-    for layer, want, size in zip(layers, reversed(boxes), sizes):
+    for layer, want, size in zip(layers, boxes[1:], sizes):
         h = layer.forward_region(h, have, want, size)
         have = want
     return h
