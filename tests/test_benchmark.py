@@ -33,3 +33,17 @@ def test_benchmark_skips_dtypes_the_device_emulates(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "skipping bfloat16: this CPU has no fast bfloat16 kernels" in out
     assert "float32" in out.split("skipping")[0] and "bfloat16  cpu" not in out
+
+
+def test_machine_description_lists_the_precision_flags_of_this_cpu():
+    from pathlib import Path
+
+    import pytest
+
+    from deepfill.benchmark import PRECISION_FLAGS, describe_machine
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        pytest.skip("no /proc/cpuinfo")
+    flags = next(line.split(":", 1)[1].split() for line in cpuinfo.read_text().splitlines() if line.startswith("flags"))
+    assert describe_machine()["cpu_flags"] == [flag for flag in PRECISION_FLAGS if flag in flags]
