@@ -1,7 +1,8 @@
 """Training throughput (images/s) of full steps, fp32 against mixed precision, side by side.
 
 One step = the generator update plus one critic update per batch (critic_steps batches).
-Data loading is excluded: the batches are made in memory from one photo folder sample.
+Data loading is excluded: the batches are made in memory from one photo folder sample. The
+process is tuned as the ``deepfill`` command tunes it (``deepfill.runtime.tune_process``).
 
     python benchmarks/train_throughput.py --data data/photos512/train --size 256 --batch 16
 """
@@ -17,7 +18,10 @@ import time
 
 import torch
 
+from deepfill.runtime import tune_process
 from deepfill.train import Trainer, TrainConfig, setup_distributed
+
+tune_process()  # as the `deepfill` command does before training
 
 
 def measure(data: str, size: int, batch: int, amp: str, steps: int, critic_steps: int, gan: bool,

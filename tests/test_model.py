@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from deepfill.config import ModelConfig
 from deepfill.model.critics import global_critic, local_critic
 from deepfill.model.generator import Generator
-from deepfill.model.layers import GenConv, GenUpConv, elu
+from deepfill.model.layers import GenConv, GenUpConv, elu, pad_in_own_dtype
 
 
 def count(module):
@@ -128,6 +128,19 @@ def test_reduced_precision_elu_is_elu(dtype):
     elu(leaf).sum().backward()
     expected = torch.where(x > 0, 1.0, x.double().exp())
     assert torch.allclose(leaf.grad.double(), expected, rtol=2 * eps, atol=eps)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "constant"])
+def test_padding_keeps_bfloat16_under_autocast(mode):
+    """CPU autocast would pad reflect/replicate in float32; the layers pad in the input's dtype,
+    with the same values, and the gradient comes back in it too."""
+    x = torch.randn(2, 3, 5, 6).to(torch.bfloat16).requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        padded = pad_in_own_dtype(x, (1, 2, 2, 1), mode)
+    assert padded.dtype == torch.bfloat16
+    assert torch.equal(padded, F.pad(x.detach().float(), (1, 2, 2, 1), mode=mode).to(torch.bfloat16))
+    padded.float().sum().backward()
+    assert x.grad.dtype == torch.bfloat16 and x.grad.min() >= 1  # every input pixel reached the sum
 
 
 @pytest.mark.parametrize("padding", ["reflect", "zeros"])
