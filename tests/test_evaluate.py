@@ -162,6 +162,11 @@ def test_cli_end_to_end(tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert "## Mean per method" in report and "Places2" in report and "| DeepFill v1 | 8.6 | 2.1 | 18.91 |" in report
     assert "| mean | 3 |" in report and " inf |" in report
+    bands = report[report.index("## Hole ℓ1 % by distance"):]
+    assert "| method | 1-4 px | 5-8 px | 9-16 px | 17-32 px | 33+ px |" in bands
+    flat_bands = next(line for line in bands.splitlines() if line.startswith("| mean |"))
+    assert float(flat_mean["l1_band_1-4"]) == 0.0 and float(rows[1]["l1_band_1-4"]) > 0  # noise image
+    assert flat_bands.count("|") == 7
     with Image.open(out / "grid.png") as grid:
         assert grid.width > 5 * 256 and grid.height > 2 * 256  # input, 3 methods, truth; 2 rows
     if importlib.util.find_spec("matplotlib"):

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from deepfill.metrics import hole_area, image_metrics, l1_error, l2_error, psnr, ssim, total_variation
+from deepfill.metrics import (BORDER_BANDS, hole_area, image_metrics, l1_by_border_distance, l1_error, l2_error, psnr,
+                              ssim, total_variation)
 
 # 2x2 grey output against an all-zero target: errors 0.1, 0.2, 0.3, 0.4
 OUT = np.array([[0.1, 0.2], [0.3, 0.4]])
@@ -101,3 +102,31 @@ def test_hole_area_and_empty_hole():
     assert hole_area(DIAG) == 50.0
     assert math.isnan(l1_error(OUT, ZERO, np.zeros((2, 2))))
     assert math.isnan(psnr(OUT, ZERO, np.zeros((2, 2))))
+
+
+def test_l1_by_border_distance_against_brute_force_distances():
+    """A 50x60 hole in a 60x70 image, an error that depends only on each pixel's band (its
+    distance to the nearest known pixel, found here by brute force): each band's ℓ1 is its error."""
+    mask = np.zeros((60, 70))
+    mask[4:54, 3:63] = 1
+    known = np.argwhere(mask == 0)
+    target = np.full((60, 70, 3), 0.5)
+    output = target.copy()
+    expected = {}
+    for index, (name, low, high) in enumerate(BORDER_BANDS):
+        expected[f"l1_band_{name}"] = (index + 1) * 0.05 * 100
+    for y, x in np.argwhere(mask == 1):
+        distance = np.sqrt(((known - (y, x)) ** 2).sum(1)).min()
+        index = next(i for i, (_, low, high) in enumerate(BORDER_BANDS) if low < distance <= high)
+        output[y, x] += (index + 1) * 0.05 * (-1) ** (y + x)  # sign alternates: |error| is what counts
+    scores = l1_by_border_distance(output, target, mask)
+    assert math.isnan(scores["l1_band_33+"])  # the hole is 25 px from its border at most
+    for key, value in expected.items():
+        if key != "l1_band_33+":
+            assert scores[key] == pytest.approx(value), key
+    assert image_metrics(output, target, mask)["l1_band_1-4"] == pytest.approx(expected["l1_band_1-4"])
+
+
+def test_l1_by_border_distance_without_known_pixels_is_nan():
+    img = np.zeros((8, 8, 3))
+    assert all(math.isnan(v) for v in l1_by_border_distance(img, img + 0.1, np.ones((8, 8))).values())

@@ -31,13 +31,14 @@ from deepfill import masks as masklib
 from deepfill.baselines import BASELINES, Method, MethodUnavailable, make_baseline
 from deepfill.data import center_crop, list_images
 from deepfill.errors import DeepfillError, InputError
-from deepfill.metrics import image_metrics, total_variation
+from deepfill.metrics import BORDER_BANDS, image_metrics, total_variation
 
 logger = logging.getLogger(__name__)
 
 METHOD_NAMES = ("deepfill", *BASELINES)  # deepfill, telea, ns, biharmonic, patchmatch, mean
 AREA_BINS = (0.0, 10.0, 20.0, 30.0, 40.0, 50.0)  # lower edges in % of the image; last is open
-METRIC_KEYS = ("l1", "l2", "psnr", "tv", "ssim", "l1_hole", "l2_hole", "psnr_hole")
+BAND_KEYS = tuple(f"l1_band_{name}" for name, _, _ in BORDER_BANDS)
+METRIC_KEYS = ("l1", "l2", "psnr", "tv", "ssim", "l1_hole", "l2_hole", "psnr_hole", *BAND_KEYS)
 CSV_FIELDS = ("index", "image", "method", "mask_kind", "hole_area", "area_bin", "seconds", *METRIC_KEYS)
 
 # Settings of ``masks.irregular_mask`` per free-form kind at 256×256 (LaMa-style thin / medium /
@@ -285,7 +286,7 @@ def summarize(rows: list[dict[str, Any]], by: str | None = None) -> list[dict[st
         if by:
             entry[by] = key[0]
         for metric in (*METRIC_KEYS, "seconds", "hole_area"):
-            entry[metric] = _mean([float(r[metric]) for r in members])
+            entry[metric] = _mean([float(r.get(metric, math.nan)) for r in members])  # old CSVs lack bands
         summary.append(entry)
     return summary
 
@@ -310,6 +311,16 @@ def format_table(summary: list[dict[str, Any]], by: str | None = None) -> str:
     for entry in summary:
         cells = ([str(entry[by])] if by else []) + [entry["method"], str(entry["n"])]
         cells += [fmt.format(entry[key]) for _, key, fmt in _COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_band_table(summary: list[dict[str, Any]]) -> str:
+    """Hole ℓ1 per band of distance to the known region, a row per method of ``summarize``."""
+    head = ["method", *(f"{name} px" for name, _, _ in BORDER_BANDS)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for entry in summary:
+        cells = [entry["method"]] + ["–" if math.isnan(entry[key]) else f"{entry[key]:.2f}" for key in BAND_KEYS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -346,6 +357,14 @@ def report_markdown(result: EvaluationResult, images_dir: str | Path | None = No
         "## Mean per method",
         "",
         format_table(summarize(result.rows)),
+        "",
+        "## Hole ℓ1 % by distance to the known region",
+        "",
+        "Hole pixels by their distance (px) to the nearest known pixel; each image's band mean,",
+        "averaged over the images that have the band. Seams and colour shifts at the border",
+        "show in the first columns.",
+        "",
+        format_band_table(summarize(result.rows)),
         "",
     ]
     if p.kind == "bbox":
