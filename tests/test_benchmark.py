@@ -1,7 +1,11 @@
 """``deepfill benchmark`` measures the real model and writes what it measured."""
 
 import json
+from pathlib import Path
 
+import pytest
+
+from deepfill.benchmark import PRECISION_FLAGS, describe_machine
 from deepfill.cli import main
 
 
@@ -36,12 +40,6 @@ def test_benchmark_skips_dtypes_the_device_emulates(monkeypatch, capsys):
 
 
 def test_machine_description_lists_the_precision_flags_of_this_cpu():
-    from pathlib import Path
-
-    import pytest
-
-    from deepfill.benchmark import PRECISION_FLAGS, describe_machine
-
     cpuinfo = Path("/proc/cpuinfo")
     if not cpuinfo.exists():
         pytest.skip("no /proc/cpuinfo")

@@ -342,6 +342,7 @@ def report_markdown(result: EvaluationResult, images_dir: str | Path | None = No
     """The text of ``report.md``: overall means, per-bin/per-kind means, the paper's figures."""
     p = result.protocol
     n_images = len(result.gt_tv)
+    means = summarize(result.rows)
     parts = [
         f"# deepfill evaluation: {p.name}",
         "",
@@ -356,7 +357,7 @@ def report_markdown(result: EvaluationResult, images_dir: str | Path | None = No
         "",
         "## Mean per method",
         "",
-        format_table(summarize(result.rows)),
+        format_table(means),
         "",
         "## Hole ℓ1 % by distance to the known region",
         "",
@@ -364,7 +365,7 @@ def report_markdown(result: EvaluationResult, images_dir: str | Path | None = No
         "averaged over the images that have the band. Seams and colour shifts at the border",
         "show in the first columns.",
         "",
-        format_band_table(summarize(result.rows)),
+        format_band_table(means),
         "",
     ]
     if p.kind == "bbox":
