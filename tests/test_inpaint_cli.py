@@ -56,7 +56,7 @@ def test_modes_alpha_grayscale_16bit_and_exif(tmp_path, inpainter):
     alpha[:10] = 0
     rgba.putalpha(Image.fromarray(alpha))
     out = inpainter.inpaint(rgba, hole)
-    assert out.mode == "RGBA" and np.array_equal(np.asarray(out)[:, :, 3], alpha)
+    assert out.mode == "RGBA" and np.array_equal(np.asarray(out)[:, :, 3], np.where(hole, 255, alpha))
 
     gray = photo(128, 96).convert("L")
     out = inpainter.inpaint(gray, hole)
@@ -248,3 +248,27 @@ def test_hole_regions_of_one_hole_far_from_the_corner_and_of_none():
     assert hole_regions(hole) == [(1200, 1700, 1800, 2300)]
     assert all(type(v) is int for v in hole_regions(hole)[0])
     assert hole_regions(np.zeros((50, 60), bool)) == []
+
+
+def test_mask_from_alpha_makes_the_filled_pixels_opaque(tmp_path):
+    """The transparent pixels are the hole; after filling they are seen, not left transparent."""
+    rgba = photo(128, 96).convert("RGBA")
+    alpha = np.full((96, 128), 255, np.uint8)
+    alpha[30:60, 40:90] = 0
+    rgba.putalpha(Image.fromarray(alpha))
+    rgba.save(tmp_path / "cut.png")
+    assert main(["inpaint", str(tmp_path / "cut.png"), "--mask", str(tmp_path / "cut.png"), "--mask-from-alpha",
+                 "-o", str(tmp_path / "out.png")]) == 0
+    out = np.asarray(Image.open(tmp_path / "out.png"))
+    assert (out[:, :, 3] == 255).all()
+    assert np.array_equal(out[alpha == 255], np.asarray(rgba)[alpha == 255])
+
+
+def test_an_all_white_mask_is_one_line_error(tmp_path, capsys):
+    photo(64, 48).save(tmp_path / "in.png")
+    Image.new("L", (64, 48), 255).save(tmp_path / "m.png")
+    assert main(["inpaint", str(tmp_path / "in.png"), "--mask", str(tmp_path / "m.png"), "-o",
+                 str(tmp_path / "out.png")]) != 0
+    err = capsys.readouterr().err
+    assert "covers the whole image" in err and "Traceback" not in err
+    assert not (tmp_path / "out.png").exists()

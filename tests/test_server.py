@@ -151,7 +151,18 @@ def test_rgba_png_keeps_alpha(default_url):
     source.putalpha(Image.fromarray(alpha))
     result = decode(post(default_url, encode(source), encode(rect_mask(128, 96, HOLE))))
     assert result.mode == "RGBA"
-    np.testing.assert_array_equal(np.asarray(result)[:, :, 3], alpha)
+    hole = np.asarray(rect_mask(128, 96, HOLE)) > 0
+    np.testing.assert_array_equal(np.asarray(result)[:, :, 3], np.where(hole, 255, alpha))  # filled = opaque
+
+
+def test_blend_field_and_all_white_mask(default_url):
+    source, mask = encode(photo(128, 96)), encode(rect_mask(128, 96, HOLE))
+    blended = np.asarray(decode(post(default_url, source, mask, data={"blend": "poisson"}))).astype(int)
+    pasted = np.asarray(decode(post(default_url, source, mask, data={"blend": "none"}))).astype(int)
+    default = np.asarray(decode(post(default_url, source, mask))).astype(int)
+    assert np.array_equal(default, blended) and not np.array_equal(blended, pasted)
+    assert "blend" in assert_error(post(default_url, source, mask, data={"blend": "laplace"}), 400, "bad_form")
+    assert_error(post(default_url, source, encode(Image.new("L", (128, 96), 255))), 400, "no_known_pixels")
 
 
 @pytest.mark.parametrize("how", ["query", "form"])

@@ -6,7 +6,7 @@ Protocols (DESIGN.md §4):
   up to 128×128 with each side shrunk by up to 16 px, at a random position.
 * ``free256`` / ``free512`` — free-form holes drawn with ``masks.irregular_mask`` in the style
   of LaMa's thin / medium / thick evaluation masks, cycling thin, medium, thick over the
-  images. ``FREE_FORM`` lists the settings; at 512 lengths and widths are doubled.
+  images. ``masks.FREE_FORM`` lists the settings; at 512 lengths and widths are doubled.
 
 The mask of image ``i`` comes from ``np.random.default_rng([i, protocol.seed])``, independent
 of the image, so every machine evaluates the same holes. Images are taken sorted by name.
@@ -31,24 +31,20 @@ from deepfill import masks as masklib
 from deepfill.baselines import BASELINES, Method, MethodUnavailable, make_baseline
 from deepfill.data import center_crop, list_images
 from deepfill.errors import DeepfillError, InputError
+from deepfill.masks import FREE_FORM, FREE_FORM_KINDS
 from deepfill.metrics import BORDER_BANDS, image_metrics, total_variation
 
 logger = logging.getLogger(__name__)
 
-METHOD_NAMES = ("deepfill", *BASELINES)  # deepfill, telea, ns, biharmonic, patchmatch, mean
+# deepfill composites with its default (Poisson) blending, deepfill-noblend pastes the prediction
+# as it is; then telea, ns, biharmonic, patchmatch, mean.
+DEEPFILL_BLENDS = {"deepfill": "poisson", "deepfill-noblend": "none"}
+METHOD_NAMES = (*DEEPFILL_BLENDS, *BASELINES)
 AREA_BINS = (0.0, 10.0, 20.0, 30.0, 40.0, 50.0)  # lower edges in % of the image; last is open
 BAND_KEYS = tuple(f"l1_band_{name}" for name, _, _ in BORDER_BANDS)
 METRIC_KEYS = ("l1", "l2", "psnr", "tv", "ssim", "l1_hole", "l2_hole", "psnr_hole", *BAND_KEYS)
 CSV_FIELDS = ("index", "image", "method", "mask_kind", "hole_area", "area_bin", "seconds", *METRIC_KEYS)
 
-# Settings of ``masks.irregular_mask`` per free-form kind at 256×256 (LaMa-style thin / medium /
-# thick; no extra boxes). Measured mean hole area over 300 seeds: ≈16 %, ≈18 %, ≈33 %.
-FREE_FORM: dict[str, dict[str, Any]] = {
-    "thin": {"max_angle": 4, "max_len": 40, "max_width": 10, "times": (4, 30)},
-    "medium": {"max_angle": 4, "max_len": 100, "max_width": 30, "times": (3, 8)},
-    "thick": {"max_angle": 4, "max_len": 200, "max_width": 100, "times": (1, 5)},
-}
-FREE_FORM_KINDS = ("thin", "medium", "thick")
 
 # Table 1 of the paper (Places2 validation, 256×256, one centred-or-random 128×128 box).
 PAPER_TABLE1 = (
@@ -98,11 +94,7 @@ def protocol_mask(protocol: Protocol | str, index: int) -> tuple[np.ndarray, str
         mask, _ = masklib.rectangle_mask(rng, p.size, p.size, max_box=(half, half), max_delta=(16, 16))
         return mask, "rect"
     kind = FREE_FORM_KINDS[index % len(FREE_FORM_KINDS)]
-    params = dict(FREE_FORM[kind])
-    scale = p.size // 256
-    params["max_len"] *= scale
-    params["max_width"] *= scale
-    return masklib.irregular_mask(rng, p.size, p.size, **params), kind
+    return masklib.free_form_mask(rng, p.size, p.size, kind, scale=p.size // 256), kind
 
 
 def area_bin(area: float) -> str:
@@ -128,14 +120,15 @@ def load_crop(path: str | Path, size: int) -> np.ndarray:
 class DeepfillMethod:
     """The network as a harness method, through ``Inpainter.inpaint_tensor``."""
 
-    def __init__(self, weights: str | Path | None = None, device: str = "auto", dtype: str = "float32"):
+    def __init__(self, weights: str | Path | None = None, device: str = "auto", dtype: str = "float32",
+                 blend: str = "poisson"):
         try:
             from deepfill.inpainter import Inpainter
         except ImportError as exc:
             raise MethodUnavailable(f"the inpainter is not available: {exc}") from exc
-        self.inpainter = Inpainter.from_pretrained(weights, device=device, dtype=dtype)
+        self.inpainter = Inpainter.from_pretrained(weights, device=device, dtype=dtype, blend=blend)
         card = getattr(self.inpainter, "card", {}) or {}
-        self.description = f"deepfill weights: {card.get('name', weights or 'bundled')}"
+        self.description = f"deepfill weights: {card.get('name', weights or 'bundled')}, blend {blend}"
         if card.get("trained", True) is False:
             self.description += " (untrained placeholder: its scores mean nothing)"
 
@@ -167,12 +160,15 @@ def build_methods(
         if name not in METHOD_NAMES:
             raise InputError(f"unknown method {name!r}; choose from {', '.join(METHOD_NAMES)}")
         try:
-            methods[name] = DeepfillMethod(weights, device, dtype) if name == "deepfill" else make_baseline(name)
+            if name in DEEPFILL_BLENDS:
+                methods[name] = DeepfillMethod(weights, device, dtype, DEEPFILL_BLENDS[name])
+            else:
+                methods[name] = make_baseline(name)
         except MethodUnavailable as exc:
             notes.append(f"skipped {name}: {exc}")
             logger.warning(notes[-1])
         except DeepfillError as exc:
-            if name == "deepfill" and weights is None:
+            if name in DEEPFILL_BLENDS and weights is None:
                 notes.append(f"skipped deepfill: {exc}")
                 logger.warning(notes[-1])
             else:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy import ndimage
 
+from deepfill.blending import BLENDS, Blend, composite
 from deepfill.errors import InputError
 from deepfill.model.contextual_attention import flow_to_image
 from deepfill.model.generator import Generator
@@ -102,6 +103,8 @@ class Inpainter:
             every type: the convolutions then run ~10 % faster on CPUs.
         max_size: long side up to which an image is processed whole.
         crop_size: long side to which the regions of larger images are downscaled when larger.
+        blend: how the prediction meets the known pixels: ``"poisson"`` (gradient-domain, no
+            seam; :mod:`deepfill.blending`) or ``"none"`` (pasted as predicted).
 
     Creating one flushes float32 denormals to zero (:mod:`deepfill.runtime`) in the creating
     thread and the threads started after it; call ``deepfill.runtime.tune_process()`` before any
@@ -116,9 +119,13 @@ class Inpainter:
         dtype: str = "float32",
         max_size: int = 1024,
         crop_size: int = 512,
+        blend: Blend = "poisson",
     ) -> None:
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        if blend not in BLENDS:
+            raise ValueError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
+        self.blend = blend
         self.device = resolve_device(device)
         self.dtype = DTYPES[dtype]
         if not has_fast_kernels(self.dtype, self.device):
@@ -147,16 +154,19 @@ class Inpainter:
 
         Returns the composited result in [0, 1] on the input's device.
         """
-        return self._run(images, masks, return_flow=False)[0]
+        x = images.to(self.device, torch.float32).contiguous()
+        m = (masks.to(self.device, torch.float32) > 0.5).float()
+        prediction, _ = self._predict(x, m, return_flow=False)
+        return composite(prediction, x, m, self.blend).clamp(0, 1).to(images.device)
 
     @torch.inference_mode()
-    def _run(
+    def _predict(
         self, images: torch.Tensor, masks: torch.Tensor, return_flow: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """:meth:`inpaint_tensor`, optionally with the colour-coded attention map [B, 3, H, W]."""
+        """The network's prediction in [0, 1] on the device (exact in the holes and on their ring
+        only) and, if asked, the colour-coded attention map [B, 3, H, W]."""
         if images.dim() != 4 or images.shape[1] != 3 or masks.shape != (images.shape[0], 1, *images.shape[2:]):
             raise ValueError(f"expected images [B, 3, H, W] and masks [B, 1, H, W], got {tuple(images.shape)} and {tuple(masks.shape)}")
-        source_device = images.device
         # Contiguous like the masks: mixed layouts (an HWC array's view) make every blend slow.
         x = images.to(self.device, torch.float32).contiguous()
         m = (masks.to(self.device, torch.float32) > 0.5).float()
@@ -165,53 +175,65 @@ class Inpainter:
         if self.dtype != torch.float32:
             xp, mp = xp.to(self.dtype), mp.to(self.dtype)  # 3 channels: the layout matters little
         _, refined, flow = g(xp, mp, return_flow=return_flow, hole_only=True)
-        refined = crop_back(from_model_range(refined.float()), size)
-        result = (refined * m + x * (1 - m)).clamp(0, 1).to(source_device)
+        prediction = crop_back(from_model_range(refined.float()), size).clamp(0, 1)
         if not return_flow:
-            return result, None
+            return prediction, None
         flow_image = flow_to_image(flow)
         flow_image = F.interpolate(flow_image, size=xp.shape[-2:], mode="nearest")
-        return result, crop_back(flow_image, size).to(source_device)
+        return prediction, crop_back(flow_image, size)
 
+    @torch.inference_mode()
     def _fill_region(
-        self, rgb: np.ndarray, hole: np.ndarray, return_flow: bool, limit: int
+        self, rgb: np.ndarray, hole: np.ndarray, return_flow: bool, limit: int, blend: Blend
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Run the network on one region, downscaled first when its long side exceeds ``limit``."""
+        """Fill one region, the network run on it downscaled when its long side exceeds ``limit``;
+        the prediction is composited at the region's own resolution."""
         height, width = hole.shape
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
-        m = torch.from_numpy(hole)[None, None].float()
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(self.device, torch.float32)
+        m = torch.from_numpy(hole)[None, None].to(self.device, torch.float32)
         scale = min(1.0, limit / max(height, width))
         if scale < 1.0:
             small = (max(1, round(height * scale)), max(1, round(width * scale)))
             x_small = F.interpolate(x, size=small, mode="bilinear", antialias=True, align_corners=False)
             m_small = (F.interpolate(m, size=small, mode="area") > 0).float()  # keep thin holes
-            out, flow = self._run(x_small, m_small, return_flow)
-            out = F.interpolate(out, size=(height, width), mode="bilinear", align_corners=False)
+            prediction, flow = self._predict(x_small, m_small, return_flow)
+            prediction = F.interpolate(prediction, size=(height, width), mode="bilinear", align_corners=False)
             if flow is not None:
                 flow = F.interpolate(flow, size=(height, width), mode="nearest")
         else:
-            out, flow = self._run(x, m, return_flow)
-        to_numpy = lambda t: t[0].permute(1, 2, 0).clamp(0, 1).numpy()  # noqa: E731
+            prediction, flow = self._predict(x, m, return_flow)
+        out = composite(prediction, x, m, blend)
+        to_numpy = lambda t: t[0].permute(1, 2, 0).clamp(0, 1).float().cpu().numpy()  # noqa: E731
         return to_numpy(out), (to_numpy(flow) if flow is not None else None)
 
     def _regions(
-        self, rgb_of: Callable[[Box], np.ndarray], hole: np.ndarray, return_flow: bool
+        self, rgb_of: Callable[[Box], np.ndarray], hole: np.ndarray, return_flow: bool, blend: Blend | None
     ) -> Iterator[tuple[Box, np.ndarray, np.ndarray | None]]:
         """Yield (box, filled rgb, flow) for the whole image, or per hole region when it is large.
 
         ``rgb_of(box)`` gives float [h, w, 3] of a box, so a large photo is converted only there.
+        ``blend`` None is the Inpainter's own.
         """
+        blend = blend or self.blend
+        if blend not in BLENDS:
+            raise InputError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
         height, width = hole.shape
+        if hole.all():
+            # The network would return one flat colour: nothing tells it what the image shows.
+            raise InputError("the mask covers the whole image: there are no known pixels to fill from "
+                             "(paint only the part to replace)")
         if max(height, width) <= self.max_size:
             boxes, limit = [(0, 0, height, width)], self.max_size
         else:
             boxes, limit = hole_regions(hole), self.crop_size
         for box in boxes:
             top, left, bottom, right = box
-            out, flow = self._fill_region(rgb_of(box), hole[top:bottom, left:right], return_flow, limit)
+            out, flow = self._fill_region(rgb_of(box), hole[top:bottom, left:right], return_flow, limit, blend)
             yield box, out, flow
 
-    def fill(self, rgb: np.ndarray, hole: np.ndarray, return_flow: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    def fill(
+        self, rgb: np.ndarray, hole: np.ndarray, return_flow: bool = False, blend: Blend | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Fill float [H, W, 3] ``rgb`` in [0, 1] where bool [H, W] ``hole``; returns (rgb, flow image or None).
 
         Only hole pixels change; the flow image is white where no attention was computed.
@@ -219,7 +241,7 @@ class Inpainter:
         filled = rgb.copy()
         flow = np.ones_like(rgb) if return_flow else None
         for (top, left, bottom, right), out, region_flow in self._regions(
-            lambda b: rgb[b[0] : b[2], b[1] : b[3]], hole, return_flow
+            lambda b: rgb[b[0] : b[2], b[1] : b[3]], hole, return_flow, blend
         ):
             region_hole = hole[top:bottom, left:right]
             filled[top:bottom, left:right][region_hole] = out[region_hole]
@@ -228,7 +250,7 @@ class Inpainter:
         return filled, flow
 
     def inpaint_picture(
-        self, picture: Picture, hole: np.ndarray, return_attention: bool = False
+        self, picture: Picture, hole: np.ndarray, return_attention: bool = False, blend: Blend | None = None
     ) -> tuple[Picture, Image.Image | None]:
         """Fill ``hole`` (bool [H, W]) of a decoded picture; known pixels are kept exactly.
 
@@ -239,7 +261,7 @@ class Inpainter:
             log.warning("the mask has no hole pixels; the image is returned unchanged")
         else:
             for (top, left, bottom, right), out, region_flow in self._regions(
-                lambda b: picture.crop(b).rgb(), hole, return_attention
+                lambda b: picture.crop(b).rgb(), hole, return_attention, blend
             ):
                 picture = picture.with_fill(out, hole[top:bottom, left:right], offset=(top, left))
                 if flow is not None:
@@ -263,10 +285,11 @@ class Inpainter:
         mask: Image.Image | np.ndarray,
         resize_mask: bool = False,
         mask_from_alpha: bool = False,
+        blend: Blend | None = None,
     ) -> tuple[Image.Image, Image.Image]:
         """Like :meth:`inpaint`, and also the colour-coded attention map (white = no hole)."""
         picture, hole = self._prepare(image, mask, resize_mask, mask_from_alpha)
-        filled, attention = self.inpaint_picture(picture, hole, return_attention=True)
+        filled, attention = self.inpaint_picture(picture, hole, return_attention=True, blend=blend)
         return filled.to_image(), attention
 
     def inpaint(
@@ -275,11 +298,13 @@ class Inpainter:
         mask: Image.Image | np.ndarray,
         resize_mask: bool = False,
         mask_from_alpha: bool = False,
+        blend: Blend | None = None,
     ) -> Image.Image:
         """Fill the white (> 127) pixels of ``mask`` in ``image``; every other pixel is kept exactly.
 
-        Any Pillow mode works (grayscale, 16-bit, alpha kept); EXIF orientation is applied.
-        A NumPy mask may also be boolean or {0, 1}.
+        Any Pillow mode works (grayscale, 16-bit, alpha kept; filled pixels become opaque); EXIF
+        orientation is applied. A NumPy mask may also be boolean or {0, 1}. ``blend`` overrides
+        the Inpainter's compositing for this call.
         """
         picture, hole = self._prepare(image, mask, resize_mask, mask_from_alpha)
-        return self.inpaint_picture(picture, hole)[0].to_image()
+        return self.inpaint_picture(picture, hole, blend=blend)[0].to_image()

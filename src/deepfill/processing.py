@@ -58,7 +58,8 @@ class Picture:
         return dataclasses.replace(self, pixels=self.pixels[top:bottom, left:right], alpha=alpha)
 
     def with_fill(self, filled_rgb: np.ndarray, hole: np.ndarray, offset: tuple[int, int] = (0, 0)) -> "Picture":
-        """A copy whose hole pixels come from ``filled_rgb`` ([h, w, 3] in [0, 1]); the rest is untouched.
+        """A copy whose hole pixels come from ``filled_rgb`` ([h, w, 3] in [0, 1]) and are opaque;
+        the rest is untouched.
 
         ``filled_rgb`` and ``hole`` may cover a box of the picture starting at ``offset`` (top, left).
         """
@@ -69,7 +70,11 @@ class Picture:
         rows, cols = np.nonzero(hole)
         pixels = self.pixels.copy()
         pixels[rows + top, cols + left] = np.clip(np.rint(values * self.peak), 0, self.peak).astype(self.pixels.dtype)
-        return dataclasses.replace(self, pixels=pixels)
+        alpha = self.alpha
+        if alpha is not None:  # a filled pixel is seen: transparent ones (--mask-from-alpha) would hide the fill
+            alpha = alpha.copy()
+            alpha[rows + top, cols + left] = np.iinfo(alpha.dtype).max
+        return dataclasses.replace(self, pixels=pixels, alpha=alpha)
 
     def to_image(self) -> Image.Image:
         if self.mode == "I;16":

@@ -500,7 +500,7 @@ class Trainer:
         record = {"run": self.run_dir.name, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                   "hardware": hardware(self.device, self.info.world), "image_size": cfg.image_size,
                   "batch_size": cfg.batch_size * self.info.world, "adversarial": cfg.gan_loss_alpha > 0,
-                  "amp": str(self.amp).removeprefix("torch.")}
+                  "masks": cfg.mask_kind, "amp": str(self.amp).removeprefix("torch.")}
         self._stretch = {"record": record, "step": self.step, "images_seen": self.images_seen, "time": time.time()}
         bar = tqdm(total=end, initial=self.step, unit="step", disable=not self.info.is_main, dynamic_ncols=True)
         self.generator.train()

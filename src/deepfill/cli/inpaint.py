@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mask-from-alpha", action="store_true", help="take the mask's transparent pixels as the hole")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help=f"refuse images with more pixels, a decompression-bomb guard (default: {DEFAULT_MAX_PIXELS:,})")
+    p.add_argument("--blend", default="poisson", choices=["poisson", "none"],
+                   help="how the fill meets the known pixels: poisson (default; gradient-domain compositing, no seam or "
+                        "colour shift at the hole's border) or none (the network's prediction pasted as it is)")
     p.add_argument("--max-size", type=int, default=1024,
                    help="images up to this long side run whole; larger ones are filled region by region (default: 1024)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -52,7 +55,8 @@ def find_mask(image: Path, mask_dir: Path) -> Path | None:
 def _load_inpainter(args: argparse.Namespace):
     from deepfill.inpainter import Inpainter
 
-    inpainter = Inpainter.from_pretrained(args.weights, device=args.device, dtype=args.dtype, max_size=args.max_size)
+    inpainter = Inpainter.from_pretrained(args.weights, device=args.device, dtype=args.dtype, max_size=args.max_size,
+                                          blend=args.blend)
     warn_if_untrained(inpainter)
     return inpainter
 

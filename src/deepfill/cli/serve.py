@@ -30,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                    help="inference precision (default: float32; bfloat16 is ~2x faster on CPUs with AVX-512 or AMX and on GPUs, emulated and very slow on other CPUs)")
+    p.add_argument("--blend", default="poisson", choices=["poisson", "none"],
+                   help="how the fill meets the known pixels: poisson (default; gradient-domain compositing, no seam or "
+                        "colour shift at the hole's border) or none (the network's prediction pasted as it is)")
     p.add_argument("--max-size", type=int, default=1024,
                    help="images up to this long side run whole; larger ones are filled region by region (default: 1024)")
     p.add_argument("--max-upload-mb", type=float, default=20.0,
@@ -53,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.queue_size < 0 or args.max_upload_mb <= 0 or args.max_pixels <= 0:
         raise DeepfillError("--queue-size must be >= 0, --max-upload-mb and --max-pixels > 0")
-    inpainter = Inpainter.from_pretrained(args.weights, device=args.device, dtype=args.dtype, max_size=args.max_size)
+    inpainter = Inpainter.from_pretrained(args.weights, device=args.device, dtype=args.dtype, max_size=args.max_size,
+                                          blend=args.blend)
     warn_if_untrained(inpainter)
     app = create_app(inpainter, max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
                      queue_size=args.queue_size)

@@ -14,6 +14,12 @@ from deepfill.model.contextual_attention import ContextualAttention, downscale_n
 from deepfill.model.layers import GenConv, GenUpConv
 
 
+# With ``hole_only``, the outputs are exact on the holes' bounding box grown by this many pixels:
+# gradient-domain compositing reads the prediction on the 1-pixel ring around the hole, also
+# after a downscaled region is scaled back up (bilinear, one more pixel).
+EXACT_MARGIN = 2
+
+
 class Generator(nn.Module):
     """Coarse-to-fine inpainting network with contextual attention (DESIGN.md §1).
 
@@ -103,7 +109,7 @@ class Generator(nn.Module):
 
         With ``hole_only`` the decoder runs only around the hole (:meth:`tail_box`) and the
         layers before it only where the decoder reads; the result is exact inside the hole and
-        zero far from it.
+        its ring (``EXACT_MARGIN``) and zero far from it.
         """
         box = self.tail_box(mask, self._coarse_tail) if hole_only else None
         h = _run_toward((self.conv1, self.conv2_downsample, self.conv3, self.conv4_downsample, self.conv5,
@@ -157,7 +163,7 @@ class Generator(nn.Module):
         """Stage 2: refine the pasted coarse result; returns (refined, attention flow or None).
 
         ``hole_only`` computes the attention, the hallucination branch and the decoder only where
-        they can change hole pixels (inference); the output is then exact inside the hole only.
+        they can change hole pixels and their ring (inference); the output is exact there only.
         """
         h_in = self._input(coarse * mask + x * (1 - mask), mask)
         box = self.tail_box(mask, self._refine_tail) if hole_only else None
@@ -185,9 +191,9 @@ class Generator(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """x: [B, 3, H, W] in [-1, 1]; mask: [B, 1, H, W], 1 = hole. Returns (coarse, refined, flow).
 
-        With ``hole_only`` both outputs are exact inside the hole only (see
-        :meth:`attention_region` and :meth:`tail_box`); use it when the result is composited, as
-        at inference.
+        With ``hole_only`` both outputs are exact only inside the hole and on the ring of
+        ``EXACT_MARGIN`` pixels around its bounding box (see :meth:`attention_region` and
+        :meth:`tail_box`); use it when the result is composited, as at inference.
         """
         if x.dim() != 4 or x.shape[1] != 3 or mask.shape != (x.shape[0], 1, *x.shape[2:]):
             raise ValueError(f"expected x [B, 3, H, W] and mask [B, 1, H, W], got {tuple(x.shape)} and {tuple(mask.shape)}")
@@ -200,12 +206,15 @@ class Generator(nn.Module):
 
 
 def _hole_extent(mask: torch.Tensor) -> tuple[int, int, int, int] | None:
-    """(top, bottom, left, right), ends exclusive, of the hole pixels of the whole batch; None if none."""
+    """(top, bottom, left, right), ends exclusive, of the hole pixels of the whole batch grown by
+    ``EXACT_MARGIN`` inside the image; None if there is no hole."""
     rows = torch.nonzero(mask.amax(dim=(0, 1, 3)) > 0.5)
     cols = torch.nonzero(mask.amax(dim=(0, 1, 2)) > 0.5)
     if rows.numel() == 0:
         return None
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    height, width = mask.shape[-2:]
+    return (max(0, int(rows[0]) - EXACT_MARGIN), min(height, int(rows[-1]) + 1 + EXACT_MARGIN),
+            max(0, int(cols[0]) - EXACT_MARGIN), min(width, int(cols[-1]) + 1 + EXACT_MARGIN))
 
 
 def _read_box(layers: tuple[nn.Module, ...], mask: torch.Tensor) -> tuple[int, int, int, int] | None:

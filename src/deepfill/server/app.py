@@ -18,7 +18,7 @@ import threading
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
 from fastapi import FastAPI, Query, Request
@@ -32,6 +32,7 @@ from python_multipart.exceptions import FormParserError
 from starlette.concurrency import run_in_threadpool
 
 from deepfill.errors import InputError, NotAnImageError, SizeMismatchError, TooLargeError
+from deepfill.blending import BLENDS
 from deepfill.inpainter import Inpainter
 from deepfill.processing import (
     DEFAULT_MAX_PIXELS,
@@ -134,6 +135,7 @@ class _Upload:
     mask: bytes
     resize_mask: bool
     attention: bool
+    blend: str | None  # None: the server's default
 
 
 @dataclasses.dataclass
@@ -142,6 +144,7 @@ class _Job:
     hole: np.ndarray  # bool [H, W], True = hole
     format: str  # the input's Pillow format name
     attention: bool
+    blend: str | None
 
 
 async def _read_form(request: Request, max_bytes: int) -> dict[str, bytes]:
@@ -191,13 +194,17 @@ def _flag(value: bytes | str | None, name: str, default: bool) -> bool:
     raise ApiError(400, "bad_form", f"field {name!r} must be true or false, got {word[:20]!r}")
 
 
-def _upload_from_form(parts: dict[str, bytes], attention: bool, resize_mask: bool) -> _Upload:
+def _upload_from_form(parts: dict[str, bytes], attention: bool, resize_mask: bool, blend: str | None) -> _Upload:
     missing = [name for name in ("image", "mask") if not parts.get(name)]
     if missing:
         raise ApiError(400, "missing_field", f"the form lacks {' and '.join(repr(m) for m in missing)} "
                        "(multipart fields 'image' and 'mask', white mask pixels = hole)")
+    if parts.get("blend"):
+        blend = parts["blend"].decode("latin-1").strip().lower()
+    if blend is not None and blend not in BLENDS:
+        raise ApiError(400, "bad_form", f"field 'blend' must be one of {', '.join(BLENDS)}, got {blend[:20]!r}")
     return _Upload(parts["image"], parts["mask"], _flag(parts.get("resize_mask"), "resize_mask", resize_mask),
-                   _flag(parts.get("attention"), "attention", attention))
+                   _flag(parts.get("attention"), "attention", attention), blend)
 
 
 def _open_upload(data: bytes, max_pixels: int, what: str) -> Image.Image:
@@ -300,11 +307,15 @@ def create_app(
             hole = mask_from_image(mask, picture.size, upload.resize_mask)
         except SizeMismatchError as exc:
             raise ApiError(400, "size_mismatch", f"{exc} (send resize_mask=true to resize it)") from None
-        return _Job(picture, hole, image.format or "PNG", upload.attention)
+        if hole.all():
+            raise ApiError(400, "no_known_pixels", "the mask covers the whole image: there are no known pixels "
+                           "to fill from (paint only the part to replace)")
+        return _Job(picture, hole, image.format or "PNG", upload.attention, upload.blend)
 
     def run_job(job: _Job) -> tuple[bytes, str, float]:
         start = time.perf_counter()
-        filled, attention = inpainter.inpaint_picture(job.picture, job.hole, return_attention=job.attention)
+        filled, attention = inpainter.inpaint_picture(job.picture, job.hole, return_attention=job.attention,
+                                                      blend=job.blend)
         image, format_name = (attention, "PNG") if job.attention else (filled.to_image(), job.format)
         data, media_type = _encode(image, format_name)
         return data, media_type, time.perf_counter() - start
@@ -352,6 +363,9 @@ def create_app(
                                 "description": "resize a mask of another size (nearest) instead of refusing it"},
                 "attention": {"type": "boolean", "default": False,
                               "description": "return the colour-coded attention map (PNG) instead of the result"},
+                "blend": {"type": "string", "enum": list(BLENDS),
+                          "description": "poisson: gradient-domain compositing (no seam); none: the prediction "
+                                         "pasted as it is (default: the server's, deepfill serve --blend)"},
             },
         }}}}},
     )
@@ -359,12 +373,13 @@ def create_app(
         request: Request,
         attention: bool = Query(False, description="return the attention map (PNG) instead of the filled image"),
         resize_mask: bool = Query(False, description="resize a mask whose size differs from the image"),
+        blend: Literal["poisson", "none"] | None = Query(None, description="poisson or none (default: the server's)"),
     ) -> Response:
         """Fill the white pixels of ``mask`` in ``image``. Form fields or query parameters set the options."""
         queue.reserve()  # before reading the body: at most queue size + 1 uploads in memory
         handed_over = False
         try:
-            upload = _upload_from_form(await _read_form(request, max_bytes), attention, resize_mask)
+            upload = _upload_from_form(await _read_form(request, max_bytes), attention, resize_mask, blend)
             job = await run_in_threadpool(decode, upload)
             future = queue.submit(run_job, job)
             handed_over = True
