@@ -38,6 +38,12 @@ if size == "photo":  # bench_photo's case, built here so that revisions before i
     rgb = np.random.default_rng(0).random((3000, 4000, 3), dtype=np.float32)
     hole = np.zeros((3000, 4000), bool)
     hole[1350:1650, 1850:2150] = True
+elif size == "holes":  # 100 small holes (8-24 px squares) in a 1024 x 1024 image
+    rng = np.random.default_rng(0)
+    rgb, _ = square_hole_case(1024, 0.0)
+    hole = np.zeros((1024, 1024), bool)
+    for top, left, side in zip(rng.integers(0, 1000, 100), rng.integers(0, 1000, 100), rng.integers(8, 25, 100)):
+        hole[top : top + side, left : left + side] = True
 else:
     rgb, hole = square_hole_case(int(size), hole_fraction)
 inpainter.fill(rgb, hole)
@@ -61,7 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("before", help="src folder of the first revision")
     parser.add_argument("after", help="src folder of the second revision")
-    parser.add_argument("--sizes", default="512", help="square sizes and/or 'photo' (4000x3000, 300x300 hole)")
+    parser.add_argument("--sizes", default="512", help="square sizes, 'photo' (4000x3000, 300x300 hole) and/or 'holes' (1024x1024, 100 small holes)")
     parser.add_argument("--dtypes", default="bfloat16,float32")
     parser.add_argument("--hole-fraction", type=float, default=0.25, help="of the square cases' area")
     parser.add_argument("--runs", type=int, default=7, help="timed images per child process")
