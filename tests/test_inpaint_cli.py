@@ -139,6 +139,10 @@ def _run_bad(tmp_path, capsys, args):
     return err
 
 
+# PostScript that loops forever: Pillow would run it through Ghostscript, with no time limit.
+LOOPING_EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\n{ } loop\n"
+
+
 @pytest.fixture
 def files(tmp_path):
     photo(64, 48).save(tmp_path / "img.png")
@@ -146,6 +150,7 @@ def files(tmp_path):
     rect_mask(60, 48, (5, 5, 20, 20)).save(tmp_path / "small_mask.png")
     (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
     (tmp_path / "text.png").write_text("not an image")
+    (tmp_path / "loop.eps").write_bytes(LOOPING_EPS)
     full = tmp_path / "truncated.jpg"
     photo(64, 48).save(full, quality=90)
     full.write_bytes(full.read_bytes()[:300])
@@ -159,6 +164,8 @@ def files(tmp_path):
     ("truncated.jpg", "mask.png", "corrupt"),
     ("img.png", "missing.png", "mask not found"),
     ("img.png", "text.png", "not an image"),
+    ("loop.eps", "mask.png", "not an image in a supported format (PNG, JPEG, WEBP"),
+    ("img.png", "loop.eps", "not an image in a supported format"),
     ("img.png", "small_mask.png", "60x48 differs from image size 64x48"),
 ])
 def test_bad_images_and_masks(files, capsys, image, mask, needle):

@@ -207,6 +207,14 @@ def test_not_an_image_is_415(default_url, field):
     assert f"the {field} is not an image" in message
 
 
+def test_postscript_is_refused_at_once(default_url):
+    """EPS is not decoded at all (Pillow would hand it to Ghostscript, which runs it: this loops)."""
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\n{ } loop\n"
+    start = time.perf_counter()
+    message = assert_error(post(default_url, eps, encode(rect_mask(64, 64, (8, 8, 32, 32)))), 415, "not_an_image")
+    assert "supported format" in message and time.perf_counter() - start < 10
+
+
 def test_truncated_image_is_400(default_url):
     data = encode(photo(128, 96))
     response = post(default_url, data[: len(data) // 2], encode(rect_mask(128, 96, HOLE)))

@@ -11,6 +11,11 @@ T = TypeVar("T")
 # real cameras. Commands take --max-pixels to change it.
 DEFAULT_MAX_PIXELS = 89_478_485
 
+# The only formats any image or mask is decoded from (Pillow format names). An allow-list:
+# Pillow would otherwise hand EPS/PostScript to Ghostscript, which runs the file as a program
+# (a 58-byte loop hangs it), and try every other plugin it has.
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "GIF", "PPM", "TGA")  # JPEG includes MPO (phone photos)
+
 
 def config_from_dict(cls: type[T], values: dict[str, Any]) -> T:
     """Build a config dataclass from a dict, rejecting keys it does not know."""

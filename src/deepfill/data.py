@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from deepfill.config import IMAGE_FORMATS
 from deepfill.errors import InputError
 from deepfill.masks import MaskSampler
 
@@ -124,7 +125,7 @@ def random_crop(
     target is much smaller (``Image.draft``) and only the crop window is resampled.
     Raises Pillow's error when the file is unreadable.
     """
-    with Image.open(path) as im:
+    with Image.open(path, formats=IMAGE_FORMATS) as im:
         w, h = _oriented_size(im)
         short = min(w, h)
         high = max(crop_size, min(short, rescale[1] * crop_size))
@@ -213,7 +214,7 @@ class InpaintDataset(torch.utils.data.Dataset):
 
 def center_crop(path: str | Path, size: int) -> np.ndarray:
     """Short side resized to ``size``, centre ``size``x``size`` crop: uint8 (size, size, 3)."""
-    with Image.open(path) as im:
+    with Image.open(path, formats=IMAGE_FORMATS) as im:
         im.draft("RGB", (size, size))
         im = ImageOps.exif_transpose(im).convert("RGB")
     scale = size / min(im.size)

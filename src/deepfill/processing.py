@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from deepfill.config import DEFAULT_MAX_PIXELS
+from deepfill.config import DEFAULT_MAX_PIXELS, IMAGE_FORMATS
 from deepfill.errors import InputError, NotAnImageError, SizeMismatchError, TooLargeError
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ def open_image(
             raise InputError(f"{what} is not a file: {path}")
     try:
         try:
-            image = Image.open(source)
+            image = Image.open(source, formats=IMAGE_FORMATS)
         except Image.DecompressionBombError:
             if max_pixels <= 2 * (Image.MAX_IMAGE_PIXELS or 0):
                 raise TooLargeError(f"{name} has more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, above the limit "
@@ -153,7 +153,8 @@ def open_image(
                                 f"{max_pixels:,}")
         image.load()
     except UnidentifiedImageError:
-        raise NotAnImageError(f"{name} is not an image Pillow can read") from None
+        raise NotAnImageError(f"{name} is not an image in a supported format "
+                              f"({', '.join(IMAGE_FORMATS)})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, InputError):
             raise
@@ -174,7 +175,7 @@ def _open_without_pillow_limit(source: str | Path | BinaryIO) -> Image.Image:
     with _PILLOW_LIMIT_LOCK:
         previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
         try:
-            return Image.open(source)
+            return Image.open(source, formats=IMAGE_FORMATS)
         finally:
             Image.MAX_IMAGE_PIXELS = previous
 

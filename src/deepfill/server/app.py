@@ -31,8 +31,9 @@ from python_multipart import create_form_parser
 from python_multipart.exceptions import FormParserError
 from starlette.concurrency import run_in_threadpool
 
-from deepfill.errors import InputError, NotAnImageError, SizeMismatchError, TooLargeError
 from deepfill.blending import BLENDS
+from deepfill.config import IMAGE_FORMATS
+from deepfill.errors import InputError, NotAnImageError, SizeMismatchError, TooLargeError
 from deepfill.inpainter import Inpainter
 from deepfill.processing import (
     DEFAULT_MAX_PIXELS,
@@ -213,7 +214,7 @@ def _open_upload(data: bytes, max_pixels: int, what: str) -> Image.Image:
         return open_image(io.BytesIO(data), max_pixels, f"the {what}")
     except NotAnImageError:
         raise ApiError(415, "not_an_image",
-                       f"the {what} is not an image Pillow can read (PNG, JPEG, WebP, TIFF, BMP, ...)") from None
+                       f"the {what} is not an image in a supported format ({', '.join(IMAGE_FORMATS)})") from None
     except TooLargeError as exc:
         raise ApiError(413, "too_many_pixels", f"{exc} of this server (deepfill serve --max-pixels)") from None
     except InputError as exc:
@@ -356,7 +357,7 @@ def create_app(
             "type": "object",
             "required": ["image", "mask"],
             "properties": {
-                "image": {"type": "string", "format": "binary", "description": "the photo (any Pillow format)"},
+                "image": {"type": "string", "format": "binary", "description": f"the photo ({', '.join(IMAGE_FORMATS)})"},
                 "mask": {"type": "string", "format": "binary",
                          "description": "white (> 127) = hole; same size as the image unless resize_mask"},
                 "resize_mask": {"type": "boolean", "default": False,
