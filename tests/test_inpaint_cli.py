@@ -195,6 +195,42 @@ def test_bad_weights(files, capsys):
     assert "not a DeepFill v1 generator" in _run_bad(files, capsys, [*base, str(files / "other.safetensors")])
 
 
+def _hostile_weights(folder, name: str, config: str | None = None, poison: bool = False):
+    """The bundled tensors saved with the metadata ``model_config`` replaced, or one tensor all NaN."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from deepfill.weights.io import BUNDLED_WEIGHTS
+
+    with safe_open(str(BUNDLED_WEIGHTS), "pt") as fh:
+        tensors = {key: fh.get_tensor(key) for key in fh.keys()}
+        metadata = fh.metadata()
+    if config is not None:
+        metadata["model_config"] = config
+    if poison:
+        tensors["conv1.conv.weight"] = torch.full_like(tensors["conv1.conv.weight"], float("nan"))
+    path = folder / f"{name}.safetensors"
+    save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+@pytest.mark.parametrize("name,config,poison,needle", [
+    ("not_json", "{cnum: 32", False, "unusable model config"),
+    ("rate_zero", '{"ca_rate": 0}', False, "ca_rate must be at least 1"),
+    ("ksize_zero", '{"ca_ksize": 0}', False, "ca_ksize must be at least 1"),
+    ("huge", '{"cnum": 4096}', False, "cnum must be between 2 and 256"),
+    ("wide", '{"cnum": 256}', False, "not a DeepFill v1 generator"),  # allowed, but the shapes are not
+    ("list", "[1, 2]", False, "unusable model config"),
+    ("nan", None, True, "NaN or infinite"),
+])
+def test_hostile_weights_are_one_line_errors(files, capsys, name, config, poison, needle):
+    """Metadata and values are checked before anything is built (cnum 256 allocates nothing)."""
+    path = _hostile_weights(files, name, config, poison)
+    err = _run_bad(files, capsys, [str(files / "img.png"), "--mask", str(files / "mask.png"), "--weights", str(path)])
+    assert needle in err and "Traceback" not in err
+
+
 def test_output_is_never_overwritten_without_asking(files, capsys):
     out = files / "exists.png"
     out.write_bytes(b"keep")

@@ -49,8 +49,13 @@ class ModelConfig:
             raise ValueError(f"attention must be 'contextual' or 'none', got {self.attention!r}")
         if self.resize not in ("floor", "align_corners"):
             raise ValueError(f"resize must be 'floor' or 'align_corners', got {self.resize!r}")
-        if self.cnum < 1:
-            raise ValueError(f"cnum must be positive, got {self.cnum}")
+        if not 2 <= self.cnum <= 256:
+            raise ValueError(f"cnum must be between 2 and 256 (the paper's is 32), got {self.cnum}")
+        for name in ("ca_ksize", "ca_rate", "ca_fuse_k"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.ca_softmax_scale > 0:
+            raise ValueError(f"ca_softmax_scale must be positive, got {self.ca_softmax_scale}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

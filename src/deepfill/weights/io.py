@@ -72,13 +72,21 @@ def load_generator(path: str | Path | None = None) -> tuple[Generator, dict[str,
 
     card = read_card(path)
     # The weights file's own metadata is the truth; the card beside it is a fallback.
-    config_values = json.loads(metadata.get("model_config", "null")) or card.get("model_config") or {}
     try:
+        config_values = json.loads(metadata.get("model_config", "null")) or card.get("model_config") or {}
+        if not isinstance(config_values, dict):
+            raise ValueError("not a JSON object")
         config = ModelConfig.from_dict(config_values)
     except (TypeError, ValueError) as exc:
-        raise WeightsError(f"weights {path} carry an unusable model config: {exc}") from exc
+        raise WeightsError(f"weights {path} carry an unusable model config: {exc}") from None
+    with torch.device("meta"):  # shapes only: a hostile config allocates nothing before the check
+        skeleton = Generator(config)
+    check_state_dict(skeleton, tensors, path)
+    nonfinite = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if nonfinite:
+        raise WeightsError(f"weights {path} hold NaN or infinite values in {len(nonfinite)} tensors "
+                           f"(e.g. {nonfinite[0]}): a diverged or damaged export")
     generator = Generator(config)
-    check_state_dict(generator, tensors, path)
     generator.load_state_dict({k: v.float() for k, v in tensors.items()})
     return generator.eval(), card
 
