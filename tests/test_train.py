@@ -15,7 +15,7 @@ import torch
 from conftest import photo
 from deepfill import losses
 from deepfill.config import ModelConfig
-from deepfill.train import CHECKPOINT, Trainer, TrainConfig
+from deepfill.train import CHECKPOINT, PREVIOUS_CHECKPOINT, Trainer, TrainConfig, read_checkpoint
 from deepfill.weights.io import load_generator
 
 TINY = dict(model=ModelConfig(cnum=4), image_size=96, batch_size=2, critic_steps=1, critic_cnum=4,
@@ -85,6 +85,48 @@ def test_resume_continues_exactly(photos, tmp_path, critic_steps):
             assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
 
 
+def _damage(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "random":
+        path.write_bytes(os.urandom(len(data)))
+    elif how == "keyless":
+        torch.save({"weights": torch.zeros(3)}, path)
+    elif how == "flipped":
+        damaged = bytearray(data)
+        for offset in range(len(data) // 3, len(data) // 3 + 20):
+            damaged[offset] ^= 0xFF
+        path.write_bytes(bytes(damaged))
+
+
+@pytest.mark.parametrize("how", ["truncated", "empty", "random", "keyless", "flipped"])
+def test_a_damaged_checkpoint_falls_back_to_the_previous_one(photos, tmp_path, how):
+    """One warning line and the run resumes from the checkpoint before; with both damaged, one
+    error line and no traceback."""
+    config = _write_config(tmp_path / "c.toml", checkpoint_every=1)
+    run = tmp_path / "run"
+    first = subprocess.run(_cli("--data", str(photos), "--out", str(run), "--config", str(config), "--steps", "3"),
+                           capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    (run / "checkpoint.pt.tmp").write_bytes(b"left by a killed writer")
+    _damage(run / CHECKPOINT, how)
+    resumed = subprocess.run(_cli("--data", str(photos), "--out", str(run), "--resume", "--steps", "4"),
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    warnings = [line for line in resumed.stderr.splitlines() if "resuming from checkpoint.prev.pt (step 3)" in line]
+    assert len(warnings) == 1 and "Traceback" not in resumed.stderr, resumed.stderr
+    assert read_checkpoint(run)["step"] == 4 and not (run / "checkpoint.pt.tmp").exists()
+    _damage(run / CHECKPOINT, how)
+    _damage(run / PREVIOUS_CHECKPOINT, how)
+    failed = subprocess.run(_cli("--data", str(photos), "--out", str(run), "--resume", "--steps", "5"),
+                            capture_output=True, text=True)
+    assert failed.returncode == 2 and "no usable checkpoint" in failed.stderr
+    assert "Traceback" not in failed.stderr and len(failed.stderr.strip().splitlines()) == 1, failed.stderr
+
+
 def _cli(*args):
     return [sys.executable, "-m", "deepfill", "train", *args]
 
@@ -110,9 +152,11 @@ def test_sigkill_leaves_a_loadable_checkpoint(photos, tmp_path):
         proc.wait(30)
     finally:
         proc.kill()
-    state = torch.load(run / CHECKPOINT, map_location="cpu", weights_only=True)
+    state = read_checkpoint(run)
     assert state["step"] >= 1 and set(state) >= {"generator", "opt_g", "opt_d", "local_critic", "config"}
-    Trainer(TrainConfig(**TINY), photos, run, resume=True)  # and training can resume from it
+    trainer = Trainer(TrainConfig(**TINY), photos, run, resume=True)  # and training can resume from it
+    # The export and the checkpoint agree on the steps behind them, the killed stretch included.
+    assert sum(s["steps"] for s in trainer.training_history()) == trainer.step
 
 
 def test_sigterm_saves_and_resume_flag(photos, tmp_path):
@@ -125,7 +169,7 @@ def test_sigterm_saves_and_resume_flag(photos, tmp_path):
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 0
-    step = torch.load(run / CHECKPOINT, weights_only=True)["step"]
+    step = read_checkpoint(run)["step"]
     assert step >= 1
     generator, card = load_generator(run / "generator.safetensors")
     assert card["steps"] == step and generator.config.cnum == 4
@@ -135,7 +179,7 @@ def test_sigterm_saves_and_resume_flag(photos, tmp_path):
     resumed = subprocess.run(_cli("--data", str(photos), "--out", str(run), "--resume", "--steps", str(step + 1)),
                              capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    assert torch.load(run / CHECKPOINT, weights_only=True)["step"] == step + 1
+    assert read_checkpoint(run)["step"] == step + 1
 
 
 def test_an_error_in_training_ends_the_process(photos, tmp_path):
@@ -178,8 +222,8 @@ def test_ddp_two_processes_on_cpu(photos, tmp_path):
     result = _torchrun_train(["-m", "deepfill"], photos, tmp_path, steps=2)
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "run"
-    assert sorted(p.name for p in run.iterdir() if p.suffix == ".pt") == [CHECKPOINT]
-    state = torch.load(run / CHECKPOINT, weights_only=True)
+    assert sorted(p.name for p in run.iterdir() if p.suffix == ".pt") == [CHECKPOINT]  # rank 0 saves, once
+    state = read_checkpoint(run)
     assert state["step"] == 2 and state["images_seen"] == 2 * 2 * 2  # steps x ranks x batch
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import io
 import json
 import logging
 import math
@@ -28,6 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from deepfill import losses
 from deepfill.config import ModelConfig, config_from_dict
 from deepfill.data import InpaintDataset, ValidationSet, list_images
+from deepfill.errors import InputError
 from deepfill.masks import MaskSampler
 from deepfill.model.contextual_attention import flow_to_image
 from deepfill.model.critics import global_critic, local_critic
@@ -39,6 +42,9 @@ from deepfill.weights.io import load_generator, save_generator
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
+PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"  # the one before: the fallback when the latest is damaged
+_CHECKPOINT_KEYS = ("generator", "local_critic", "global_critic", "opt_g", "opt_d", "step", "images_seen",
+                    "torch_rng", "config")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +108,74 @@ class TrainConfig:
         text = path.read_text()
         values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
         return cls.from_dict({**values, **overrides})
+
+
+# --- checkpoints --------------------------------------------------------------------------
+
+def _sealed(state: dict[str, Any]) -> dict[str, Any]:
+    """The state serialised with its SHA-256, so that flipped bytes are found before resuming."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
+    return {"payload": torch.frombuffer(bytearray(payload), dtype=torch.uint8),
+            "sha256": hashlib.sha256(payload).hexdigest()}
+
+
+def _unseal(path: Path) -> dict[str, Any]:
+    """The state in a checkpoint file; ValueError (with the reason) when it is damaged."""
+    try:
+        outer = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(outer, dict) and "sha256" in outer:
+            payload = outer["payload"].numpy().tobytes()
+            if hashlib.sha256(payload).hexdigest() != outer["sha256"]:
+                raise ValueError("its checksum does not match")
+            state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+        else:
+            state = outer  # written before checkpoints were sealed
+    except ValueError:
+        raise
+    except Exception as exc:  # torch.load fails in many ways on damaged files
+        reason = (str(exc).strip().splitlines() or [""])[0].split(". ")[0][:100]
+        raise ValueError(f"unreadable ({type(exc).__name__}: {reason})") from None
+    if not isinstance(state, dict):
+        raise ValueError("not a training checkpoint")
+    missing = [key for key in _CHECKPOINT_KEYS if key not in state]
+    if missing:
+        raise ValueError(f"not a training checkpoint (no {', '.join(missing)})")
+    return state
+
+
+def read_checkpoint(run_dir: str | Path) -> dict[str, Any]:
+    """The latest intact checkpoint of a run: ``CHECKPOINT``, else ``PREVIOUS_CHECKPOINT`` with a
+    one-line warning; InputError when neither can be used."""
+    run_dir = Path(run_dir)
+    problems = []
+    for name in (CHECKPOINT, PREVIOUS_CHECKPOINT):
+        path = run_dir / name
+        if not path.is_file():
+            problems.append(f"{name}: missing")
+            continue
+        try:
+            state = _unseal(path)
+        except ValueError as exc:
+            problems.append(f"{name}: {exc}")
+            continue
+        if name != CHECKPOINT:
+            log.warning("warning: %s; resuming from %s (step %d)", problems[0], name, state["step"])
+        return state
+    raise InputError(f"no usable checkpoint in {run_dir}: " + "; ".join(problems))
+
+
+def _fsync_directory(path: Path) -> None:
+    """Make a rename inside ``path`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 # --- distributed helpers ------------------------------------------------------------------
@@ -222,10 +296,15 @@ def crop_boxes(x: torch.Tensor, boxes: list[tuple[int, int, int, int]]) -> torch
 
 
 class Trainer:
-    """Owns the models, optimizers and step counter; :meth:`fit` runs the loop."""
+    """Owns the models, optimizers and step counter; :meth:`fit` runs the loop.
+
+    ``resume`` continues the run in ``run_dir`` from ``checkpoint`` (a state from
+    :func:`read_checkpoint`) or, without one, from what ``read_checkpoint(run_dir)`` finds.
+    """
 
     def __init__(self, config: TrainConfig, data: str | Path, run_dir: str | Path, resume: bool = False,
-                 info: Dist | None = None, device: torch.device | None = None, init: str | Path | None = None) -> None:
+                 info: Dist | None = None, device: torch.device | None = None, init: str | Path | None = None,
+                 checkpoint: dict[str, Any] | None = None) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
         self.info = info or Dist()
@@ -261,7 +340,14 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self._stretch: dict[str, Any] | None = None
         if resume:
-            self.load_checkpoint(self.run_dir / CHECKPOINT)
+            for stale in self.run_dir.glob("*.tmp"):  # left by a process killed while writing
+                stale.unlink()
+            state = checkpoint if checkpoint is not None else read_checkpoint(self.run_dir)
+            try:
+                self.load_checkpoint(state)
+            except (RuntimeError, KeyError, ValueError) as exc:
+                reason = (str(exc).strip().splitlines() or [""])[0][:160]
+                raise InputError(f"the checkpoint in {self.run_dir} does not fit this run: {reason}") from None
         elif init is not None:
             generator, card = load_generator(init)
             if generator.config != config.model:
@@ -301,21 +387,29 @@ class Trainer:
             "train_seconds": self.train_seconds,
             "torch_rng": torch.get_rng_state(),
             "config": self.config.to_dict(),
-            "history": json.dumps(self.history),
+            # With the stretch in progress: a run killed after this checkpoint keeps its steps.
+            "history": json.dumps(self.training_history()),
         }
 
     def save_checkpoint(self) -> Path:
-        """Write the checkpoint atomically (temp file + rename), then export the generator."""
+        """Write the checkpoint atomically (temp file, fsync, rename), keeping the previous one as
+        ``PREVIOUS_CHECKPOINT``; then export the generator."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.run_dir / CHECKPOINT
         tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state_dict(), tmp)
+        with open(tmp, "wb") as fh:
+            torch.save(_sealed(self.state_dict()), fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if path.exists():
+            os.replace(path, self.run_dir / PREVIOUS_CHECKPOINT)
         os.replace(tmp, path)
+        _fsync_directory(self.run_dir)
         self.export(self.run_dir / "generator.safetensors")
         return path
 
-    def load_checkpoint(self, path: Path) -> None:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+    def load_checkpoint(self, state: dict[str, Any]) -> None:
+        """Continue from a state read by :func:`read_checkpoint`."""
         _unwrap(self.generator).load_state_dict(state["generator"])
         _unwrap(self.local_critic).load_state_dict(state["local_critic"])
         _unwrap(self.global_critic).load_state_dict(state["global_critic"])

@@ -36,17 +36,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from deepfill.train import CHECKPOINT, Trainer, TrainConfig, setup_distributed
+    from deepfill.train import CHECKPOINT, Trainer, TrainConfig, read_checkpoint, setup_distributed
 
     overrides = {k: v for k, v in (("batch_size", args.batch_size), ("image_size", args.image_size),
                                    ("amp", args.amp), ("val_data", args.val_data),
                                    ("channels_last", args.channels_last)) if v is not None}
     checkpoint = args.out / CHECKPOINT
+    state = None
     if args.resume:
-        if not checkpoint.is_file():
-            raise InputError(f"--resume: no checkpoint at {checkpoint}")
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)["config"]
-        config = TrainConfig.from_dict({**saved, **overrides})
+        state = read_checkpoint(args.out)
+        try:
+            config = TrainConfig.from_dict({**state["config"], **overrides})
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"--resume: {exc}") from None
     else:
         if checkpoint.exists():
             raise InputError(f"{checkpoint} exists: pass --resume to continue it, or choose another --out")
@@ -58,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     if args.init and args.resume:
         raise InputError("--init starts a new run; it cannot be combined with --resume")
     try:
-        trainer = Trainer(config, args.data, args.out, resume=args.resume, info=info, device=device, init=args.init)
+        trainer = Trainer(config, args.data, args.out, resume=args.resume, info=info, device=device, init=args.init,
+                          checkpoint=state)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     step = trainer.fit(args.steps)
