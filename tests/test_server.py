@@ -24,6 +24,7 @@ pytest.importorskip("fastapi")
 from deepfill.config import DEFAULT_MAX_PIXELS  # noqa: E402
 from deepfill.inpainter import Inpainter  # noqa: E402
 from deepfill.server import DEFAULT_QUEUE_SIZE, create_app  # noqa: E402
+from deepfill.server.app import InferenceQueue  # noqa: E402
 
 HOLE = (30, 40, 66, 90)  # top, left, bottom, right in a 128x96 image
 
@@ -213,6 +214,52 @@ def test_postscript_is_refused_at_once(default_url):
     start = time.perf_counter()
     message = assert_error(post(default_url, eps, encode(rect_mask(64, 64, (8, 8, 32, 32)))), 415, "not_an_image")
     assert "supported format" in message and time.perf_counter() - start < 10
+
+
+def test_cross_origin_posts_and_foreign_hosts_are_refused(default_url):
+    """A page on another site cannot make a visitor's browser post here, nor a rebinding DNS name."""
+    source, mask = encode(photo(128, 96)), encode(rect_mask(128, 96, HOLE))
+    message = assert_error(post(default_url, source, mask, headers={"Origin": "http://evil.example"}), 403,
+                           "cross_origin")
+    assert "--allowed-origins" in message
+    same = post(default_url, source, mask, headers={"Origin": default_url})
+    assert same.status_code == 200, same.text
+    assert_error(httpx.get(default_url + "/api/v1/health", headers={"Host": "rebound.example:8080"}), 400, "bad_host")
+
+
+def test_cross_origin_can_be_allowed_deliberately(inpainter):
+    app = create_app(inpainter, allowed_origins=["https://tools.example"], allowed_hosts=["*"])
+    with running_server(app) as url:
+        source, mask = encode(photo(128, 96)), encode(rect_mask(128, 96, HOLE))
+        assert post(url, source, mask, headers={"Origin": "https://tools.example"}).status_code == 200
+        assert httpx.get(url + "/api/v1/health", headers={"Host": "any.example"}).status_code == 200
+
+
+def test_unknown_paths_and_methods_answer_in_the_api_error_shape(default_url):
+    assert_error(httpx.get(default_url + "/api/v1/nothing"), 404, "not_found")
+    assert_error(httpx.get(default_url + "/api/v1/inpaint"), 405, "method_not_allowed")
+
+
+def test_a_server_failure_does_not_leak_its_details(inpainter, monkeypatch):
+    def fail(*_args, **_kwargs):
+        raise RuntimeError("gs -sOutputFile=/tmp/secret-path failed")
+
+    with running_server(create_app(inpainter)) as url:
+        monkeypatch.setattr(inpainter, "inpaint_picture", fail)
+        message = assert_error(post(url, encode(photo(128, 96)), encode(rect_mask(128, 96, HOLE))), 500,
+                               "internal_error")
+    assert "secret" not in message and "RuntimeError" not in message
+
+
+def test_retry_after_counts_down_with_the_running_job():
+    queue = InferenceQueue(0)
+    queue._mean_seconds = 5.0
+    queue.reserve()
+    future = queue.submit(time.sleep, 2.5)
+    time.sleep(1.2)
+    assert queue.retry_after() in (3, 4)  # 5 s typical, ~1.2 s already run
+    future.result()
+    queue.shutdown()
 
 
 def test_truncated_image_is_400(default_url):

@@ -41,6 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"largest image or mask in pixels; larger gets 413 (default: {DEFAULT_MAX_PIXELS:,})")
     p.add_argument("--queue-size", type=int, default=4,
                    help="requests that may wait behind the running one; more get 503 (default: 4)")
+    p.add_argument("--allowed-hosts", default="",
+                   help="comma-separated host names the server answers for besides 127.0.0.1, localhost, ::1 "
+                        "and --host (the Host header; guards against DNS rebinding); '*' for any")
+    p.add_argument("--allowed-origins", default="",
+                   help="comma-separated sites (e.g. https://example.org) whose pages may post to this server; "
+                        "by default only its own page may")
     p.set_defaults(func=run)
 
 
@@ -49,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
 
         from deepfill.server import create_app
+        from deepfill.server.app import LOOPBACK_HOSTS
     except ModuleNotFoundError as exc:
         raise DeepfillError(f"deepfill serve needs the 'serve' extra ({exc.name} is missing): "
                             "pip install 'deepfill[serve]'") from None
@@ -59,11 +66,16 @@ def run(args: argparse.Namespace) -> int:
     inpainter = Inpainter.from_pretrained(args.weights, device=args.device, dtype=args.dtype, max_size=args.max_size,
                                           blend=args.blend)
     warn_if_untrained(inpainter)
+    hosts = [*LOOPBACK_HOSTS, args.host, *(h.strip() for h in args.allowed_hosts.split(",") if h.strip())]
+    origins = [o.strip().rstrip("/") for o in args.allowed_origins.split(",") if o.strip()]
     app = create_app(inpainter, max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
-                     queue_size=args.queue_size)
+                     queue_size=args.queue_size, allowed_hosts=hosts, allowed_origins=origins)
     if not _is_loopback(args.host):
         log.warning("warning: listening on %s makes the server reachable from other machines; "
                     "it has no authentication", args.host)
+        if not args.allowed_hosts:
+            log.warning("note: it answers only requests addressed to %s or this machine's loopback names; "
+                        "add the names clients use with --allowed-hosts", ", ".join(dict.fromkeys(hosts)))
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"deepfill: serving on http://{host}:{args.port}/ (model on {inpainter.device}; Ctrl+C to stop)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=True)

@@ -18,7 +18,7 @@ import threading
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 from fastapi import FastAPI, Query, Request
@@ -30,6 +30,7 @@ from PIL import Image
 from python_multipart import create_form_parser
 from python_multipart.exceptions import FormParserError
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deepfill.blending import BLENDS
 from deepfill.config import IMAGE_FORMATS
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 DEFAULT_MAX_UPLOAD_MB = 20.0
 DEFAULT_QUEUE_SIZE = 4
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 MIB = 1024 * 1024
 TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -90,6 +92,7 @@ class InferenceQueue:
         self.capacity = size + 1
         self._pending = 0
         self._mean_seconds = 2.0  # moving average of a job's run time, for Retry-After
+        self._running_since: float | None = None
         self._lock = threading.Lock()
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepfill-inference")
 
@@ -98,8 +101,11 @@ class InferenceQueue:
         return self._pending
 
     def retry_after(self) -> int:
-        """Seconds until the running job should end and free a place."""
-        return max(1, min(120, math.ceil(self._mean_seconds)))
+        """Seconds until the running job should end and free a place: the typical job time less
+        what the running one has already taken."""
+        started = self._running_since
+        remaining = self._mean_seconds - (time.perf_counter() - started if started is not None else 0.0)
+        return max(1, min(120, math.ceil(remaining)))
 
     def reserve(self) -> None:
         """Take a place or raise :class:`QueueFullError`; never blocks."""
@@ -116,10 +122,11 @@ class InferenceQueue:
         """Run ``fn(*args)`` on the inference thread; the caller's place is released when it ends."""
 
         def timed() -> Any:
-            start = time.perf_counter()
+            start = self._running_since = time.perf_counter()
             try:
                 return fn(*args)
             finally:
+                self._running_since = None
                 self._mean_seconds = 0.8 * self._mean_seconds + 0.2 * (time.perf_counter() - start)
 
         future = self._executor.submit(timed)
@@ -250,6 +257,8 @@ def create_app(
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     queue_size: int = DEFAULT_QUEUE_SIZE,
+    allowed_hosts: Sequence[str] = LOOPBACK_HOSTS,
+    allowed_origins: Sequence[str] = (),
 ) -> FastAPI:
     """The web app around an already loaded ``inpainter`` (the model is loaded once, by the caller).
 
@@ -257,9 +266,13 @@ def create_app(
         max_upload_mb: largest request body in MiB (image + mask); larger ones get 413.
         max_pixels: largest width x height of the image and of the mask; larger ones get 413.
         queue_size: requests that may wait behind the running one; more get 503 with Retry-After.
+        allowed_hosts: host names the server answers for (the Host header); ``"*"`` for any.
+        allowed_origins: other sites (``scheme://host[:port]``) whose pages may post here.
     """
     max_bytes = int(max_upload_mb * MIB)
     queue = InferenceQueue(queue_size)
+    hosts = {h.lower().strip("[]") for h in allowed_hosts}
+    origins = set(allowed_origins)
     card = dict(inpainter.card)
 
     @asynccontextmanager
@@ -297,8 +310,29 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def internal_error(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("request failed")
-        return _error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")
+        log.exception("request failed")  # the details go to the log, never to the client
+        return _error_response(500, "internal_error", "the server failed on this request; its log has the details")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.middleware("http")
+    async def same_origin_only(request: Request, call_next: Callable) -> Response:
+        """Refuse foreign Host headers (DNS rebinding) and cross-site requests that change state:
+        a page on another site could otherwise make its visitors' browsers post here."""
+        host = request.headers.get("host", "")
+        name = host[1 : host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
+        if "*" not in hosts and name.lower() not in hosts:
+            return _error_response(400, "bad_host", f"this server does not answer for host {name[:60]!r} "
+                                   "(deepfill serve --allowed-hosts)")
+        origin = request.headers.get("origin")
+        if (origin is not None and request.method not in ("GET", "HEAD", "OPTIONS")
+                and origin not in (f"http://{host}", f"https://{host}") and origin not in origins):
+            return _error_response(403, "cross_origin", f"requests from {origin[:80]!r} are not accepted "
+                                   "(deepfill serve --allowed-origins)")
+        return await call_next(request)
 
     def decode(upload: _Upload) -> _Job:
         image = _open_upload(upload.image, max_pixels, "image")
