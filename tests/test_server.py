@@ -262,6 +262,41 @@ def test_retry_after_counts_down_with_the_running_job():
     queue.shutdown()
 
 
+def _slow_upload(url: str) -> socket.socket:
+    """A connection that sends headers and the start of a large multipart body, then stalls."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = socket.create_connection((host, int(port)))
+    conn.sendall(f"POST /api/v1/inpaint HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                 "Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: 100000\r\n\r\n"
+                 "--xyz\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n".encode())
+    return conn
+
+
+def test_slow_uploads_do_not_lock_out_real_requests(default_url):
+    """Five trickling bodies hold no queue place: a complete request behind them is served."""
+    stalled = [_slow_upload(default_url) for _ in range(5)]
+    try:
+        time.sleep(0.5)
+        response = post(default_url, encode(photo(128, 96)), encode(rect_mask(128, 96, HOLE)))
+        assert response.status_code == 200, response.text
+    finally:
+        for conn in stalled:
+            conn.close()
+
+
+def test_a_body_slower_than_the_timeout_gets_408(inpainter):
+    with running_server(create_app(inpainter, upload_timeout=1.0)) as url:
+        conn = _slow_upload(url)
+        try:
+            conn.settimeout(10)
+            start = time.perf_counter()
+            answer = conn.recv(4096).decode("latin-1")
+        finally:
+            conn.close()
+    assert answer.startswith("HTTP/1.1 408") and "upload_too_slow" in answer
+    assert time.perf_counter() - start < 5
+
+
 def test_truncated_image_is_400(default_url):
     data = encode(photo(128, 96))
     response = post(default_url, data[: len(data) // 2], encode(rect_mask(128, 96, HOLE)))

@@ -41,6 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"largest image or mask in pixels; larger gets 413 (default: {DEFAULT_MAX_PIXELS:,})")
     p.add_argument("--queue-size", type=int, default=4,
                    help="requests that may wait behind the running one; more get 503 (default: 4)")
+    p.add_argument("--upload-timeout", type=float, default=60.0,
+                   help="seconds a request body may take to arrive; slower uploads get 408 (default: 60)")
     p.add_argument("--allowed-hosts", default="",
                    help="comma-separated host names the server answers for besides 127.0.0.1, localhost, ::1 "
                         "and --host (the Host header; guards against DNS rebinding); '*' for any")
@@ -61,15 +63,16 @@ def run(args: argparse.Namespace) -> int:
                             "pip install 'deepfill[serve]'") from None
     from deepfill.inpainter import Inpainter
 
-    if args.queue_size < 0 or args.max_upload_mb <= 0 or args.max_pixels <= 0:
-        raise DeepfillError("--queue-size must be >= 0, --max-upload-mb and --max-pixels > 0")
+    if args.queue_size < 0 or args.max_upload_mb <= 0 or args.max_pixels <= 0 or args.upload_timeout <= 0:
+        raise DeepfillError("--queue-size must be >= 0, --max-upload-mb, --max-pixels and --upload-timeout > 0")
     inpainter = Inpainter.from_pretrained(args.weights, device=args.device, dtype=args.dtype, max_size=args.max_size,
                                           blend=args.blend)
     warn_if_untrained(inpainter)
     hosts = [*LOOPBACK_HOSTS, args.host, *(h.strip() for h in args.allowed_hosts.split(",") if h.strip())]
     origins = [o.strip().rstrip("/") for o in args.allowed_origins.split(",") if o.strip()]
     app = create_app(inpainter, max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
-                     queue_size=args.queue_size, allowed_hosts=hosts, allowed_origins=origins)
+                     queue_size=args.queue_size, allowed_hosts=hosts, allowed_origins=origins,
+                     upload_timeout=args.upload_timeout)
     if not _is_loopback(args.host):
         log.warning("warning: listening on %s makes the server reachable from other machines; "
                     "it has no authentication", args.host)

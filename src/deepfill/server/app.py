@@ -52,14 +52,18 @@ STATIC_DIR = Path(__file__).parent / "static"
 DEFAULT_MAX_UPLOAD_MB = 20.0
 DEFAULT_QUEUE_SIZE = 4
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+DEFAULT_UPLOAD_TIMEOUT = 60.0
+MAX_UPLOADS_PER_PLACE = 4
 MIB = 1024 * 1024
 TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "bad form, corrupt image, or mask size differs from the image"},
     413: {"model": ErrorBody, "description": "request body or pixel count above the server's limits"},
+    403: {"model": ErrorBody, "description": "a post from another site's page (deepfill serve --allowed-origins)"},
+    408: {"model": ErrorBody, "description": "the request body took longer than the server's upload timeout"},
     415: {"model": ErrorBody, "description": "not multipart/form-data, or an upload that is not an image"},
     422: {"model": ErrorBody, "description": "a query parameter that is not a boolean"},
-    503: {"model": ErrorBody, "description": "inference queue full; retry after the Retry-After header's seconds"},
+    503: {"model": ErrorBody, "description": "inference queue or upload slots full; retry after Retry-After seconds"},
 }
 
 
@@ -259,6 +263,7 @@ def create_app(
     queue_size: int = DEFAULT_QUEUE_SIZE,
     allowed_hosts: Sequence[str] = LOOPBACK_HOSTS,
     allowed_origins: Sequence[str] = (),
+    upload_timeout: float = DEFAULT_UPLOAD_TIMEOUT,
 ) -> FastAPI:
     """The web app around an already loaded ``inpainter`` (the model is loaded once, by the caller).
 
@@ -268,9 +273,12 @@ def create_app(
         queue_size: requests that may wait behind the running one; more get 503 with Retry-After.
         allowed_hosts: host names the server answers for (the Host header); ``"*"`` for any.
         allowed_origins: other sites (``scheme://host[:port]``) whose pages may post here.
+        upload_timeout: seconds a request body may take to arrive; slower ones get 408. At most
+            ``MAX_UPLOADS_PER_PLACE`` times the queue's places are received at once.
     """
     max_bytes = int(max_upload_mb * MIB)
     queue = InferenceQueue(queue_size)
+    uploads = asyncio.Semaphore(MAX_UPLOADS_PER_PLACE * queue.capacity)
     hosts = {h.lower().strip("[]") for h in allowed_hosts}
     origins = set(allowed_origins)
     card = dict(inpainter.card)
@@ -411,10 +419,21 @@ def create_app(
         blend: Literal["poisson", "none"] | None = Query(None, description="poisson or none (default: the server's)"),
     ) -> Response:
         """Fill the white pixels of ``mask`` in ``image``. Form fields or query parameters set the options."""
-        queue.reserve()  # before reading the body: at most queue size + 1 uploads in memory
+        # The queue place is taken once the body is in: slow uploads do not hold it. Bodies being
+        # received are bounded in number and in time instead.
+        if uploads.locked():
+            raise ApiError(503, "busy", "too many uploads in progress (Retry-After)",
+                           {"Retry-After": str(queue.retry_after())})
+        async with uploads:
+            try:
+                parts = await asyncio.wait_for(_read_form(request, max_bytes), upload_timeout)
+            except asyncio.TimeoutError:
+                raise ApiError(408, "upload_too_slow", f"the upload took longer than {upload_timeout:g} s "
+                               "(deepfill serve --upload-timeout)") from None
+        upload = _upload_from_form(parts, attention, resize_mask, blend)
+        queue.reserve()
         handed_over = False
         try:
-            upload = _upload_from_form(await _read_form(request, max_bytes), attention, resize_mask, blend)
             job = await run_in_threadpool(decode, upload)
             future = queue.submit(run_job, job)
             handed_over = True
