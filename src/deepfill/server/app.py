@@ -31,6 +31,7 @@ from python_multipart import create_form_parser
 from python_multipart.exceptions import FormParserError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from deepfill.blending import BLENDS
 from deepfill.config import IMAGE_FORMATS
@@ -430,6 +431,8 @@ def create_app(
             except asyncio.TimeoutError:
                 raise ApiError(408, "upload_too_slow", f"the upload took longer than {upload_timeout:g} s "
                                "(deepfill serve --upload-timeout)") from None
+            except ClientDisconnect:  # nobody to answer; not a server failure worth a traceback
+                raise ApiError(400, "client_disconnected", "the client closed the connection mid-upload") from None
         upload = _upload_from_form(parts, attention, resize_mask, blend)
         queue.reserve()
         handed_over = False
