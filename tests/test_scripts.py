@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_device_session_runs_every_stage_on_a_cpu(tmp_path):
-    """scripts/device_session.sh (meant for a lent GPU) with tiny settings: every stage writes its file."""
+def test_gpu_benchmark_and_train_runs_every_stage_on_a_cpu(tmp_path):
+    """scripts/gpu_benchmark_and_train.sh (meant for a GPU) with tiny settings: every stage writes its file."""
     data = tmp_path / "photos512"
     for split, count in (("train", 4), ("val", 2)):
         (data / split).mkdir(parents=True)
@@ -26,7 +26,7 @@ def test_device_session_runs_every_stage_on_a_cpu(tmp_path):
     (data / "train.flist").write_text("".join(f"train/p{i}.jpg\n" for i in range(4)))
     out = tmp_path / "out"
     env = {**os.environ, "DEVICE": "cpu", "SMOKE": "1", "OUT": str(out), "DATA": str(data), "PYTHON": sys.executable}
-    result = subprocess.run(["bash", "scripts/device_session.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+    result = subprocess.run(["bash", "scripts/gpu_benchmark_and_train.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert {p.name for p in out.iterdir()} == {"latency.json", "train_throughput.json", "generator.safetensors",

@@ -154,6 +154,7 @@ class Inpainter:
 
         Returns the composited result in [0, 1] on the input's device.
         """
+        # Contiguous like the masks: mixed layouts (an HWC array's view) make every blend slow.
         x = images.to(self.device, torch.float32).contiguous()
         m = (masks.to(self.device, torch.float32) > 0.5).float()
         prediction, _ = self._predict(x, m, return_flow=False)
@@ -163,15 +164,13 @@ class Inpainter:
     def _predict(
         self, images: torch.Tensor, masks: torch.Tensor, return_flow: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The network's prediction in [0, 1] on the device (exact in the holes and on their ring
-        only) and, if asked, the colour-coded attention map [B, 3, H, W]."""
+        """The network's prediction in [0, 1] (exact in the holes and on their ring only) and, if
+        asked, the colour-coded attention map [B, 3, H, W]. ``images`` float32 and ``masks``
+        {0, 1} float32, both on the Inpainter's device."""
         if images.dim() != 4 or images.shape[1] != 3 or masks.shape != (images.shape[0], 1, *images.shape[2:]):
             raise ValueError(f"expected images [B, 3, H, W] and masks [B, 1, H, W], got {tuple(images.shape)} and {tuple(masks.shape)}")
-        # Contiguous like the masks: mixed layouts (an HWC array's view) make every blend slow.
-        x = images.to(self.device, torch.float32).contiguous()
-        m = (masks.to(self.device, torch.float32) > 0.5).float()
         g = self.generator
-        xp, mp, size = pad_to_multiple(to_model_range(x), m, g.pad_multiple, g.min_size)
+        xp, mp, size = pad_to_multiple(to_model_range(images), masks, g.pad_multiple, g.min_size)
         if self.dtype != torch.float32:
             xp, mp = xp.to(self.dtype), mp.to(self.dtype)  # 3 channels: the layout matters little
         _, refined, flow = g(xp, mp, return_flow=return_flow, hole_only=True)
@@ -189,7 +188,7 @@ class Inpainter:
         """Fill one region, the network run on it downscaled when its long side exceeds ``limit``;
         the prediction is composited at the region's own resolution."""
         height, width = hole.shape
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(self.device, torch.float32)
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(self.device, torch.float32).contiguous()
         m = torch.from_numpy(hole)[None, None].to(self.device, torch.float32)
         scale = min(1.0, limit / max(height, width))
         if scale < 1.0:

@@ -1,6 +1,6 @@
 #!/bin/bash
-# Everything a lent GPU is for, in one call (a session gets ~15 minutes of device time, the
-# machine's start included, so few long calls beat many short ones):
+# GPU benchmark and training in one call (a rented GPU's start costs minutes, so one long call
+# beats many short ones):
 #   1. inference latency through Inpainter (target: 512x512 bf16 <= 5 ms)   -> $OUT/latency.json
 #   2. training images/s at 256x256, bf16 (target: >= 300)                 -> $OUT/train_throughput.json
 #   3. training from the bundled weights with CONFIG (configs/gpu_256.toml) for TRAIN_MINUTES
@@ -9,9 +9,9 @@
 #
 # Prepare here (the device machine has torch, numpy, Pillow, scipy, safetensors, tqdm; no registry):
 #   deepfill data build --out data/photos --compact && mkdir -p .carry && cp -r data/photos512 .carry/
-# Call there (run tool): carry [".carry"], command
-#   OUT=$OUT TRAIN_MINUTES=6 scripts/device_session.sh
-# A smoke run on a CPU here: DEVICE=cpu SMOKE=1 OUT=/tmp/device scripts/device_session.sh
+# Call there, with .carry copied beside the checkout:
+#   OUT=$OUT TRAIN_MINUTES=6 scripts/gpu_benchmark_and_train.sh
+# A smoke run on a CPU here: DEVICE=cpu SMOKE=1 OUT=/tmp/device scripts/gpu_benchmark_and_train.sh
 set -uo pipefail
 out=${OUT:?set OUT to the results folder}
 data=${DATA:-.carry/photos512}
