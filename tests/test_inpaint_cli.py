@@ -8,7 +8,11 @@ from PIL import Image
 
 from conftest import photo, rect_mask
 from deepfill.cli import main
+from deepfill.errors import InputError
 from deepfill.masks import brush_stroke_mask
+
+
+HOLE = (30, 40, 66, 90)  # top, left, bottom, right in a 128x96 image
 
 
 def _free_form(width, height, seed=0):
@@ -315,3 +319,88 @@ def test_an_all_white_mask_is_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "covers the whole image" in err and "Traceback" not in err
     assert not (tmp_path / "out.png").exists()
+
+
+def test_several_masks_for_one_image_give_one_output_each(tmp_path, capsys):
+    images, masks, out = tmp_path / "images", tmp_path / "masks", tmp_path / "out"
+    images.mkdir()
+    masks.mkdir()
+    photo(80, 72).save(images / "x.jpg", quality=95)
+    rect_mask(80, 72, (10, 10, 30, 30)).save(masks / "x_mask_free.png")
+    rect_mask(80, 72, (40, 40, 70, 70)).save(masks / "x_mask_rect.png")
+    assert main(["inpaint", str(images), "--mask-dir", str(masks), "--output", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["x_mask_free.jpg", "x_mask_rect.jpg"]
+    assert "wrote 2 image(s)" in capsys.readouterr().out
+    free, rect = (np.asarray(Image.open(out / n), np.int16) for n in ("x_mask_free.jpg", "x_mask_rect.jpg"))
+    source = np.asarray(Image.open(images / "x.jpg"), np.int16)
+    # Each output is filled where its own mask is: far from the source there, close elsewhere.
+    assert np.abs(free - source)[10:30, 10:30].mean() > 3 * np.abs(free - source)[40:70, 40:70].mean()
+    assert np.abs(rect - source)[40:70, 40:70].mean() > 3 * np.abs(rect - source)[10:30, 10:30].mean()
+
+
+def test_a_mistyped_folder_is_named(tmp_path, capsys):
+    (tmp_path / "masks").mkdir()
+    code = main(["inpaint", str(tmp_path / "photoz"), "--mask-dir", str(tmp_path / "masks"), "-o", str(tmp_path / "o")])
+    assert code == 2 and f"image not found: {tmp_path / 'photoz'}" in capsys.readouterr().err
+    photo(64, 48).save(tmp_path / "a.png")
+    code = main(["inpaint", str(tmp_path / "a.png"), "--mask-dir", str(tmp_path / "masks"), "-o", str(tmp_path / "o.png")])
+    assert code == 2 and "--mask-dir is for folder mode" in capsys.readouterr().err
+
+
+def test_exif_and_icc_profile_are_kept_unless_stripped(tmp_path):
+    from PIL import ImageCms
+
+    exif = Image.Exif()
+    exif[0x010F] = "Camera Maker"  # Make
+    exif[0x0132] = "2026:12:06 10:00:00"  # DateTime
+    exif[0x0112] = 6  # orientation: applied, so not kept
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    photo(128, 96).save(tmp_path / "in.jpg", exif=exif, icc_profile=icc, quality=95)
+    hole = np.zeros((128, 96), np.uint8)
+    hole[40:80, 20:60] = 255
+    Image.fromarray(hole).save(tmp_path / "m.png")
+    for name in ("out.jpg", "out.png", "out.webp", "out.tif"):
+        assert main(["inpaint", str(tmp_path / "in.jpg"), "--mask", str(tmp_path / "m.png"),
+                     "-o", str(tmp_path / name)]) == 0
+        written = Image.open(tmp_path / name)
+        kept = written.getexif()
+        assert written.size == (96, 128), name
+        assert kept[0x010F] == "Camera Maker" and kept[0x0132] == "2026:12:06 10:00:00", name
+        assert kept.get(0x0112, 1) == 1, name
+        assert written.info.get("icc_profile") == icc, name
+    assert main(["inpaint", str(tmp_path / "in.jpg"), "--mask", str(tmp_path / "m.png"),
+                 "-o", str(tmp_path / "bare.jpg"), "--strip-metadata"]) == 0
+    bare = Image.open(tmp_path / "bare.jpg")
+    assert 0x010F not in bare.getexif() and not bare.info.get("icc_profile")
+
+
+def test_jpeg_quality_and_the_16_bit_warning(tmp_path, caplog):
+    photo(128, 96).save(tmp_path / "in.png")
+    rect_mask(128, 96, HOLE).save(tmp_path / "m.png")
+    sizes = {}
+    for quality in (30, 95):
+        out = tmp_path / f"q{quality}.jpg"
+        assert main(["inpaint", str(tmp_path / "in.png"), "--mask", str(tmp_path / "m.png"), "-o", str(out),
+                     "--quality", str(quality)]) == 0
+        sizes[quality] = out.stat().st_size
+    assert sizes[30] < 0.7 * sizes[95]
+    assert main(["inpaint", str(tmp_path / "in.png"), "--mask", str(tmp_path / "m.png"), "-o",
+                 str(tmp_path / "bad.jpg"), "--quality", "0"]) == 2
+    deep = Image.fromarray(np.asarray(photo(128, 96).convert("L")).astype(np.uint16) * 257)
+    deep.save(tmp_path / "deep.png")
+    with caplog.at_level(logging.WARNING):
+        assert main(["inpaint", str(tmp_path / "deep.png"), "--mask", str(tmp_path / "m.png"),
+                     "-o", str(tmp_path / "deep.jpg")]) == 0
+    assert "16-bit image is written as 8-bit" in caplog.text
+    back = np.asarray(Image.open(tmp_path / "deep.jpg"), np.int16)
+    assert np.abs(back - np.asarray(deep, np.float64) / 257).mean() < 3  # scaled, not clipped
+
+
+def test_inpaint_accepts_paths(tmp_path, inpainter):
+    image = photo(128, 96)
+    image.save(tmp_path / "photo.png")
+    rect_mask(128, 96, HOLE).save(tmp_path / "mask.png")
+    from_paths = inpainter.inpaint(str(tmp_path / "photo.png"), tmp_path / "mask.png")
+    assert np.array_equal(np.asarray(from_paths), np.asarray(inpainter.inpaint(image, rect_mask(128, 96, HOLE))))
+    with pytest.raises(InputError, match="not found"):
+        inpainter.inpaint(tmp_path / "missing.png", tmp_path / "mask.png")

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -381,3 +385,76 @@ def test_serve_command_line(capsys):
         "127.0.0.1", 8080, 20.0, DEFAULT_MAX_PIXELS, DEFAULT_QUEUE_SIZE)
     assert main(["serve", "--queue-size", "-1"]) == 2
     assert "--queue-size must be >= 0" in capsys.readouterr().err
+
+
+def _memory_mib(pid: int) -> dict[str, float]:
+    """VmRSS and VmHWM (peak resident) of a process, in MiB."""
+    with open(f"/proc/{pid}/status") as status:
+        fields = dict(line.split(":", 1) for line in status if line.startswith(("VmRSS", "VmHWM")))
+    return {key: int(value.split()[0]) / 1024 for key, value in fields.items()}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_concurrent_bombs_stay_within_the_memory_bound():
+    """Five small PNGs that each decode to 16 MP arrive at once: the server decodes one request
+    at a time and gives the memory back, so its peak stays near one request's working set."""
+    side = 4000
+    bomb = Image.new("RGB", (side, side), (120, 140, 90))
+    mask = Image.new("L", (side, side), 0)
+    mask.paste(255, (1900, 1900, 2000, 2000))
+    bomb_png, mask_png = encode(bomb), encode(mask)
+    del bomb, mask
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "deepfill", "serve", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None and time.monotonic() < deadline, "deepfill serve did not start"
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.get(url + "/api/v1/health", timeout=2)
+                break
+            time.sleep(0.3)
+        assert post(url, encode(photo(128, 96)), encode(rect_mask(128, 96, HOLE))).status_code == 200  # warm
+        before = _memory_mib(server.pid)["VmRSS"]
+        responses: list[httpx.Response] = []
+        threads = [threading.Thread(target=lambda: responses.append(post(url, bomb_png, mask_png)))
+                   for _ in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        time.sleep(0.5)
+        memory = _memory_mib(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert sorted(r.status_code for r in responses) == [200] * 5
+    megapixels = side * side / 1e6
+    # The stated bound (README): about 16 bytes per pixel of the request being filled, whatever waits.
+    assert memory["VmHWM"] - before < 24 * megapixels, (before, memory)
+    assert memory["VmRSS"] - before < 64, (before, memory)
+
+
+@pytest.mark.parametrize("scenario, extra", [
+    ("slow", ["--slow-clients", "2", "--trickle-seconds", "0.5", "--serve-args", "--upload-timeout", "2"]),
+    ("bombs", ["--bomb-side", "1500"]),
+])
+def test_load_benchmark_scenarios(tmp_path, scenario, extra):
+    """benchmarks/load_server.py starts its own server, runs the scenario and reports memory."""
+    script = Path(__file__).parents[1] / "benchmarks" / "load_server.py"
+    summary_path = tmp_path / "summary.json"
+    done = subprocess.run([sys.executable, str(script), "--spawn", "--scenario", scenario, "--clients", "2",
+                           "--requests", "2", "--json", str(summary_path), *extra],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads(summary_path.read_text())
+    assert summary["ok_200"] == 2 and summary["failed"] == 0
+    assert summary["memory_mib"]["peak"] >= summary["memory_mib"]["before"] > 0
+    if scenario == "slow":
+        assert summary["slow_clients"] == ["HTTP/1.1 408 Request Timeout"] * 2
+    else:
+        assert summary["image"] == "1500x1500"

@@ -256,3 +256,63 @@ def test_automatic_precision_follows_the_device_and_an_emulated_one_is_warned_ab
     assert autocast_dtype("auto", cpu) is None
     Trainer(TrainConfig(**{**TINY, "amp": "bf16"}), photos, tmp_path / "run")
     assert "amp = bf16 on a device that emulates it" in caplog.text
+
+
+def test_ctrl_c_twice_stops_at_once_keeping_the_last_checkpoint(photos, tmp_path):
+    config = _write_config(tmp_path / "c.toml", checkpoint_every=1)
+    run = tmp_path / "run"
+    program = Path(__file__).parent / "fixtures" / "slow_step.py"
+    proc = subprocess.Popen([sys.executable, str(program), "train", "--data", str(photos), "--out", str(run),
+                             "--config", str(config), "--steps", "10"], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (run / CHECKPOINT).exists():  # step 1 is saved; step 2 sleeps
+            time.sleep(0.2)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        start = time.time()
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(30)
+        elapsed = time.time() - start
+        err = proc.stderr.read()
+    finally:
+        proc.kill()
+    assert code == 130 and elapsed < 10, err
+    assert "stopping after step 2" in err and "press Ctrl-C again" in err
+    assert f"stopped at once; {run} keeps its checkpoint at step 1" in err
+    assert "Traceback" not in err
+    assert read_checkpoint(run)["step"] == 1
+
+
+def test_training_says_what_it_does_from_the_start(photos, tmp_path):
+    config = _write_config(tmp_path / "c.toml")
+    result = subprocess.run(_cli("--data", str(photos), "--out", str(tmp_path / "run"), "--config", str(config),
+                                 "--steps", "2"), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"listing the training images in {photos}"
+    assert any(line.startswith("training 3 images on 1 x ") and "batches of 2 at 96x96" in line for line in lines)
+    assert any(line.startswith("step 1 took ") and "peak memory" in line for line in lines)
+
+
+def test_cpu_defaults_and_flags_of_the_train_command(photos, tmp_path):
+    from deepfill.cli import build_parser
+
+    help_text = build_parser().parse_args(["train", "--data", "x", "--out", "y"])  # the flags exist
+    assert help_text.checkpoint_every is None and help_text.critic_steps is None
+    run = tmp_path / "run"
+    result = subprocess.run(_cli("--data", str(photos), "--out", str(run), "--image-size", "96", "--steps", "1",
+                                 "--checkpoint-every", "1", "--amp", "none"),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "on a CPU: batches of 4, 1 critic step(s)" in result.stderr
+    config = read_checkpoint(run)["config"]
+    assert (config["batch_size"], config["critic_steps"], config["checkpoint_every"]) == (4, 1, 1)
+
+
+def test_image_size_is_checked_against_the_critics_in_the_users_words(photos, tmp_path):
+    result = subprocess.run(_cli("--data", str(photos), "--out", str(tmp_path / "run"), "--image-size", "200"),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "image_size must be a multiple of 32" in result.stderr and "200" in result.stderr

@@ -28,6 +28,7 @@ from deepfill.processing import (
     crop_back,
     from_model_range,
     mask_from_image,
+    open_image,
     pad_to_multiple,
     picture_from_image,
     to_model_range,
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 Box = tuple[int, int, int, int]  # top, left, bottom, right
+ImageInput = Image.Image | np.ndarray | str | Path
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -267,12 +269,16 @@ class Inpainter:
                     flow[top:bottom, left:right] = np.rint(region_flow * 255).astype(np.uint8)
         return picture, (Image.fromarray(flow, "RGB") if flow is not None else None)
 
-    def _prepare(self, image: Image.Image | np.ndarray, mask: Image.Image | np.ndarray, resize_mask: bool,
+    def _prepare(self, image: ImageInput, mask: ImageInput, resize_mask: bool,
                  mask_from_alpha: bool) -> tuple[Picture, np.ndarray]:
-        if isinstance(image, np.ndarray):
+        if isinstance(image, (str, Path)):
+            image = open_image(image, what="image")
+        elif isinstance(image, np.ndarray):
             image = Image.fromarray(image)
         picture = picture_from_image(image)
-        if isinstance(mask, np.ndarray):
+        if isinstance(mask, (str, Path)):
+            mask = open_image(mask, what="mask")
+        elif isinstance(mask, np.ndarray):
             if mask.dtype == bool or mask.max(initial=0) <= 1:  # {0, 1} or boolean: 1 = hole
                 mask = (mask > 0.5).astype(np.uint8) * 255
             mask = Image.fromarray(mask)
@@ -280,8 +286,8 @@ class Inpainter:
 
     def inpaint_with_attention(
         self,
-        image: Image.Image | np.ndarray,
-        mask: Image.Image | np.ndarray,
+        image: ImageInput,
+        mask: ImageInput,
         resize_mask: bool = False,
         mask_from_alpha: bool = False,
         blend: Blend | None = None,
@@ -293,15 +299,15 @@ class Inpainter:
 
     def inpaint(
         self,
-        image: Image.Image | np.ndarray,
-        mask: Image.Image | np.ndarray,
+        image: ImageInput,
+        mask: ImageInput,
         resize_mask: bool = False,
         mask_from_alpha: bool = False,
         blend: Blend | None = None,
     ) -> Image.Image:
         """Fill the white (> 127) pixels of ``mask`` in ``image``; every other pixel is kept exactly.
 
-        Any Pillow mode works (grayscale, 16-bit, alpha kept; filled pixels become opaque); EXIF
+        ``image`` and ``mask`` are Pillow images, NumPy arrays or paths to image files. Any Pillow mode works (grayscale, 16-bit, alpha kept; filled pixels become opaque); EXIF
         orientation is applied. A NumPy mask may also be boolean or {0, 1}. ``blend`` overrides
         the Inpainter's compositing for this call.
         """

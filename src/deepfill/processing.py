@@ -31,13 +31,15 @@ class Picture:
 
     ``pixels`` is [H, W, C] (C = 1 or 3) in the file's own integer type; ``alpha`` is [H, W] or
     None; ``peak`` is the value of full intensity (255, 65535). ``mode`` is the Pillow mode to
-    write back.
+    write back; ``metadata`` the file's EXIF block (orientation already applied) and ICC profile,
+    written back by :func:`save_image` where the format holds them.
     """
 
     pixels: np.ndarray
     alpha: np.ndarray | None
     peak: float
     mode: str
+    metadata: dict[str, bytes] = dataclasses.field(default_factory=dict)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -77,6 +79,11 @@ class Picture:
         return dataclasses.replace(self, pixels=pixels, alpha=alpha)
 
     def to_image(self) -> Image.Image:
+        image = self._image()
+        image.info.update(self.metadata)
+        return image
+
+    def _image(self) -> Image.Image:
         if self.mode == "I;16":
             image = Image.fromarray(self.pixels[:, :, 0].astype(np.uint16))
             return image if image.mode == "I;16" else image.convert("I;16")
@@ -98,38 +105,74 @@ def upright(image: Image.Image) -> Image.Image:
         return image
 
 
+# What of a file's metadata survives inpainting (Pillow's ``info`` keys).
+METADATA_KEYS = ("exif", "icc_profile")
+
+
 def picture_from_image(image: Image.Image) -> Picture:
-    """Split a Pillow image (any mode) into a :class:`Picture`. EXIF orientation is applied."""
+    """Split a Pillow image (any mode) into a :class:`Picture`. EXIF orientation is applied; the
+    EXIF block (without the orientation) and the ICC profile are kept in ``metadata``.
+
+    The arrays are read-only views of fresh copies; a filled picture is a new one.
+    """
     image = upright(image)
+    picture = _split(image)
+    picture.metadata = {key: image.info[key] for key in METADATA_KEYS if isinstance(image.info.get(key), bytes)
+                        and image.info[key]}
+    return picture
+
+
+def _split(image: Image.Image) -> Picture:
     mode = image.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
-        return Picture(np.asarray(image).astype(np.uint16)[:, :, None], None, 65535.0, "I;16")
+        return Picture(pixel_array(image).astype(np.uint16, copy=False)[:, :, None], None, 65535.0, "I;16")
     if mode == "I":
-        array = np.asarray(image)
+        array = pixel_array(image)
         peak = 65535.0 if array.max(initial=0) > 255 else 255.0
         return Picture(np.clip(array, 0, 65535).astype(np.int32)[:, :, None], None, peak, "I")
     if mode == "F":
-        array = np.clip(np.asarray(image), 0, 255).astype(np.uint8)
+        array = np.clip(pixel_array(image), 0, 255).astype(np.uint8)
         return Picture(array[:, :, None], None, 255.0, "L")
     if mode in ("1", "L"):
-        return Picture(np.asarray(image.convert("L"))[:, :, None], None, 255.0, "L")
-    if mode in ("LA", "La", "PA") or (mode == "P" and "transparency" in image.info):
-        if mode == "LA":
-            array = np.asarray(image)
-            return Picture(array[:, :, :1].copy(), array[:, :, 1].copy(), 255.0, "LA")
-        array = np.asarray(image.convert("RGBA"))
-        return Picture(array[:, :, :3].copy(), array[:, :, 3].copy(), 255.0, "RGBA")
-    if mode in ("RGBA", "RGBa"):
-        array = np.asarray(image.convert("RGBA"))
-        return Picture(array[:, :, :3].copy(), array[:, :, 3].copy(), 255.0, "RGBA")
-    return Picture(np.asarray(image.convert("RGB")).copy(), None, 255.0, "RGB")
+        return Picture(pixel_array(image, "L")[:, :, None], None, 255.0, "L")
+    if mode == "LA":
+        array = pixel_array(image)
+        return Picture(array[:, :, :1], array[:, :, 1], 255.0, "LA")
+    if mode in ("La", "PA", "RGBA", "RGBa") or (mode == "P" and "transparency" in image.info):
+        array = pixel_array(image, "RGBA")
+        return Picture(array[:, :, :3], array[:, :, 3], 255.0, "RGBA")
+    return Picture(pixel_array(image, "RGB"), None, 255.0, "RGB")
+
+
+# Rows converted at a time by pixel_array: a large image is never held twice over in full.
+STRIP_PIXELS = 1 << 20
+
+
+def pixel_array(image: Image.Image, mode: str | None = None) -> np.ndarray:
+    """The image's pixels as a new array, converted to ``mode`` (default: its own), strip by strip
+    so the transient memory is one strip rather than whole-image copies."""
+    width, height = image.size
+    rows = max(1, STRIP_PIXELS // max(1, width))
+    if height <= rows:
+        return np.asarray(image if mode in (None, image.mode) else image.convert(mode))
+    array = None
+    for top in range(0, height, rows):
+        strip = image.crop((0, top, width, min(height, top + rows)))
+        values = np.asarray(strip if mode in (None, strip.mode) else strip.convert(mode))
+        if array is None:
+            array = np.empty((height, *values.shape[1:]), values.dtype)
+        array[top : top + values.shape[0]] = values
+    array.flags.writeable = False
+    return array
 
 
 def open_image(
-    source: str | Path | BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS, what: str = "image"
+    source: str | Path | BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS, what: str = "image", decode: bool = True
 ) -> Image.Image:
     """Open and fully decode an image (a path or a binary file object), with a one-line error
     for every way it can fail: missing, not an image, above ``max_pixels``, corrupt or truncated.
+
+    ``decode=False`` reads only the header: format and size are checked, no pixel is decoded.
     """
     name = what
     if isinstance(source, (str, Path)):
@@ -151,7 +194,8 @@ def open_image(
         if width * height > max_pixels:
             raise TooLargeError(f"{name} has {width}x{height} = {width * height:,} pixels, above the limit of "
                                 f"{max_pixels:,}")
-        image.load()
+        if decode:
+            image.load()
     except UnidentifiedImageError:
         raise NotAnImageError(f"{name} is not an image in a supported format "
                               f"({', '.join(IMAGE_FORMATS)})") from None
@@ -198,12 +242,12 @@ def mask_from_image(
     if from_alpha:
         if "A" not in mask.getbands() and "transparency" not in mask.info:
             raise InputError("--mask-from-alpha needs a mask with an alpha channel")
-        hole = np.asarray(mask.convert("RGBA"))[:, :, 3] < 128
+        hole = pixel_array(mask, "RGBA")[:, :, 3] < 128
     elif mask.mode.startswith("I") or mask.mode == "F":
         values = np.asarray(mask, dtype=np.float64)
         hole = values > (127 if values.max(initial=0) <= 255 else 32767)
     else:
-        hole = np.asarray(mask.convert("L")) > 127
+        hole = pixel_array(mask, "L") > 127
     if (hole.shape[1], hole.shape[0]) != tuple(size):
         if not resize:
             raise SizeMismatchError(
@@ -224,10 +268,24 @@ def load_mask(
     return mask_from_image(open_image(path, max_pixels, "mask"), size, resize, from_alpha)
 
 
-def save_image(image: Image.Image, target: str | Path | BinaryIO, format: str | None = None) -> None:
+# Formats whose Pillow writers take ``exif=`` and ``icc_profile=``.
+METADATA_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF")
+DEFAULT_JPEG_QUALITY = 95
+
+
+def save_image(
+    image: Image.Image,
+    target: str | Path | BinaryIO,
+    format: str | None = None,
+    quality: int = DEFAULT_JPEG_QUALITY,
+    keep_metadata: bool = True,
+) -> None:
     """Write ``image`` to a path (format from its extension) or a file object (``format`` given),
-    adapting modes the format lacks (JPEG has no alpha and no 16-bit). WebP is written lossless
-    so known pixels survive; a path is written through a temporary file, never half-written.
+    adapting modes the format lacks (JPEG has no alpha and 8 bits only, both with a warning).
+    WebP is written lossless so known pixels survive; JPEG at ``quality`` (1-100), which changes
+    every pixel a little. The image's EXIF block and ICC profile (``image.info``) are written
+    where the format holds them, unless ``keep_metadata`` is false. A path is written through a
+    temporary file, never half-written.
     """
     path = None
     if format is None:
@@ -236,13 +294,22 @@ def save_image(image: Image.Image, target: str | Path | BinaryIO, format: str | 
         if format is None:
             raise InputError(f"cannot write {path}: unknown image extension {path.suffix or '(none)'}")
     options: dict = {}
+    if keep_metadata and format in METADATA_FORMATS:
+        options.update({key: image.info[key] for key in METADATA_KEYS if image.info.get(key)})
     if format == "JPEG":
+        if not 1 <= quality <= 100:
+            raise InputError(f"JPEG quality must be 1-100, got {quality}")
         if image.mode in ("RGBA", "LA"):
             log.warning("JPEG has no alpha channel; the alpha is dropped")
         if image.mode in ("I", "I;16"):
-            image = Image.fromarray((np.asarray(image, dtype=np.float64) / 257).round().astype(np.uint8))
+            values = np.asarray(image, dtype=np.float64)
+            if image.mode == "I;16" or values.max(initial=0) > 255:
+                log.warning("JPEG holds 8 bits per channel; the 16-bit image is written as 8-bit "
+                            "(write PNG or TIFF to keep 16 bits)")
+                values = values / 257
+            image = Image.fromarray(np.clip(values.round(), 0, 255).astype(np.uint8))
         image = image.convert("RGB" if image.mode in ("RGBA", "RGB", "P") else "L")
-        options["quality"] = 95
+        options["quality"] = quality
     elif format == "WEBP":
         options["lossless"] = True
     if path is None:

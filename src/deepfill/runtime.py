@@ -37,18 +37,37 @@ _M_MMAP_MAX = -4
 TRIM_THRESHOLD = 1 << 30
 
 
+def _glibc() -> ctypes.CDLL | None:
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
 def retain_freed_memory() -> bool:
     """Tune glibc's malloc as described above; returns False (and does nothing) elsewhere."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
+    libc = _glibc()
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        done = libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
-    except (OSError, AttributeError):
+        done = libc is not None and libc.mallopt(_M_MMAP_MAX, 0) == 1 and \
+            libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+    except AttributeError:
         done = False
     if not done:
         log.debug("could not tune glibc malloc; keeping its defaults")
     return done
+
+
+def release_freed_memory() -> None:
+    """Hand the free pages of every malloc arena back to the system now (glibc; elsewhere a no-op).
+
+    For long-lived processes after unusually large work: what :func:`retain_freed_memory` keeps,
+    and what threads' arenas hold, would otherwise stay with the process for good.
+    """
+    libc = _glibc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 def flush_denormals() -> bool:

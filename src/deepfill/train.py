@@ -17,6 +17,7 @@ import math
 import os
 import platform
 import signal
+import sys
 import time
 import tomllib
 from pathlib import Path
@@ -33,7 +34,7 @@ from deepfill.data import InpaintDataset, ValidationSet, list_images
 from deepfill.errors import InputError
 from deepfill.masks import MaskSampler
 from deepfill.model.contextual_attention import flow_to_image
-from deepfill.model.critics import global_critic, local_critic
+from deepfill.model.critics import INPUT_MULTIPLE, global_critic, local_critic
 from deepfill.model.generator import Generator
 from deepfill.processing import from_model_range, to_model_range
 from deepfill.runtime import flush_denormals, has_fast_kernels
@@ -42,6 +43,8 @@ from deepfill.weights.io import load_generator, save_generator
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
+# Training crops are a multiple of this: the local critic sees half of one.
+CRITIC_SIZE_MULTIPLE = 2 * INPUT_MULTIPLE
 PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"  # the one before: the fallback when the latest is damaged
 _CHECKPOINT_KEYS = ("generator", "local_critic", "global_critic", "opt_g", "opt_d", "step", "images_seen",
                     "torch_rng", "config")
@@ -85,8 +88,12 @@ class TrainConfig:
         if size % Generator.pad_multiple or size < Generator.min_size:
             raise ValueError(f"image_size must be a multiple of {Generator.pad_multiple} and at least "
                              f"{Generator.min_size}, got {size}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if size % CRITIC_SIZE_MULTIPLE:
+            raise ValueError(f"image_size must be a multiple of {CRITIC_SIZE_MULTIPLE} (the local critic sees half "
+                             f"of it), got {size}")
+        for name in ("batch_size", "critic_steps", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -314,6 +321,8 @@ class Trainer:
             log.warning("warning: amp = %s on a device that emulates it: steps will be many times slower "
                         "than with amp = \"none\"", config.amp)
         self.stop_requested = False
+        self._step_started: float | None = None  # while a step runs: when it began
+        self._step_seconds = 0.0  # the last step's duration, for the stop message
         flush_denormals()  # a float32 step from trained weights is 2.3x slower with them
 
         torch.manual_seed(config.seed)
@@ -363,6 +372,8 @@ class Trainer:
             self.local_critic = DistributedDataParallel(self.local_critic, device_ids=ids)
             self.global_critic = DistributedDataParallel(self.global_critic, device_ids=ids)
 
+        if self.info.is_main:
+            log.info("listing the training images in %s", data)
         files = list_images(data)
         if not files:
             raise ValueError(f"no training images found in {data}")
@@ -572,8 +583,16 @@ class Trainer:
 
     # -- the loop --
     def _request_stop(self, signum: int, _frame: Any) -> None:
-        log.info("signal %d: saving a checkpoint and stopping", signum)
+        """First Ctrl-C/SIGTERM: end after the running step and save it. Second: stop at once."""
+        if self.stop_requested:
+            raise KeyboardInterrupt
         self.stop_requested = True
+        if self._step_started is None:
+            log.info("stopping: saving a checkpoint")
+            return
+        left = max(0.0, self._step_seconds - (time.perf_counter() - self._step_started))
+        log.info("stopping after step %d (about %.0f s left), then saving it; press Ctrl-C again to stop at once "
+                 "(the run keeps its last checkpoint)", self.step + 1, left)
 
     def fit(self, steps: int | None = None) -> int:
         """Train until ``steps`` (total, counting resumed steps) or a stop signal; returns the step."""
@@ -587,29 +606,42 @@ class Trainer:
             pin_memory=self.device.type == "cuda", worker_init_fn=_ignore_stop_signals,
         )
         writer = self._writer() if self.info.is_main else None
+        previous_handlers = {}
         if threading_main():
             for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, self._request_stop)
+                previous_handlers[sig] = signal.signal(sig, self._request_stop)
         batches = iter(loader)
         record = {"run": self.run_dir.name, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                   "hardware": hardware(self.device, self.info.world), "image_size": cfg.image_size,
                   "batch_size": cfg.batch_size * self.info.world, "adversarial": cfg.gan_loss_alpha > 0,
                   "masks": cfg.mask_kind, "amp": str(self.amp).removeprefix("torch.")}
         self._stretch = {"record": record, "step": self.step, "images_seen": self.images_seen, "time": time.time()}
+        if self.info.is_main:
+            passes = self.batches.passes(self.step)
+            log.info("training %d images on %s: batches of %d at %dx%d, %d batch(es) a step, amp %s; "
+                     "the first step also starts the data loader and warms up (Ctrl-C stops and saves)",
+                     len(self.dataset), record["hardware"], cfg.batch_size, cfg.image_size, cfg.image_size,
+                     passes, record["amp"])
         bar = tqdm(total=end, initial=self.step, unit="step", disable=not self.info.is_main, dynamic_ncols=True)
         self.generator.train()
         last_log = time.perf_counter()
+        first_step = self.step + 1
         completed = False
         try:
             while self.step < end and not self.stop_requested:
+                self._step_started = step_started = time.perf_counter()
                 passes = self.batches.passes(self.step)
                 images = [next(batches) for _ in range(passes)]
                 started = time.perf_counter()
                 stats = self.train_step(self.step, images)
                 self.train_seconds += time.perf_counter() - started
+                self._step_started, self._step_seconds = None, time.perf_counter() - step_started
                 self.step += 1
                 self.images_seen += cfg.batch_size * self.info.world * passes
                 bar.update(1)
+                if self.step == first_step and self.info.is_main:
+                    bar.write(f"step {self.step} took {self._step_seconds:.1f} s; peak memory {peak_memory_gb():.1f} GB",
+                              file=sys.stderr)
                 if not self._all_finite(stats):
                     raise FloatingPointError(f"non-finite loss at step {self.step}: {stats}")
                 if not self.info.is_main:
@@ -631,6 +663,8 @@ class Trainer:
             # Shut the loader's workers down here: they ignore SIGTERM (see _ignore_stop_signals),
             # so if an error left them to the interpreter's exit, it would wait for them forever.
             del batches
+            for sig, handler in previous_handlers.items():
+                signal.signal(sig, handler)
             bar.close()
             self.history = self.training_history()
             self._stretch = None
@@ -666,6 +700,16 @@ class Trainer:
         if writer is not None:
             for key, value in values.items():
                 writer.add_scalar(key, value, self.step)
+
+
+def peak_memory_gb() -> float:
+    """This process's peak resident memory (Linux and macOS; 0 where unknown)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**30 if sys.platform == "darwin" else 2**20)
 
 
 def hardware(device: torch.device, world: int) -> str:

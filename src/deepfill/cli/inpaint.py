@@ -9,6 +9,7 @@ from pathlib import Path
 from deepfill.cli import warn_if_untrained
 from deepfill.config import DEFAULT_MAX_PIXELS
 from deepfill.errors import InputError, SizeMismatchError
+from deepfill.processing import DEFAULT_JPEG_QUALITY
 
 log = logging.getLogger("deepfill")
 
@@ -20,8 +21,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "inpaint",
         help="fill the holes of an image (or a folder of images) given a mask",
         description=(
-            "Fill the white pixels of MASK in IMAGE. Every pixel outside the hole is kept exactly. "
-            "Folder mode: IMAGE is a folder, --mask-dir holds masks named STEM.png or STEM_mask*.png, "
+            "Fill the white pixels of MASK in IMAGE. Every pixel outside the hole is kept exactly in lossless "
+            "formats (PNG, WebP, TIFF, BMP); JPEG output is re-encoded (--quality), which changes every pixel "
+            "slightly. EXIF data and the colour profile are kept. "
+            "Folder mode: IMAGE is a folder, --mask-dir holds masks named STEM.png or STEM_mask*.png "
+            "(several masks for one image give one output each, named after the mask), "
             "--output is a folder (created; inputs are never overwritten)."
         ),
     )
@@ -42,14 +46,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "colour shift at the hole's border) or none (the network's prediction pasted as it is)")
     p.add_argument("--max-size", type=int, default=1024,
                    help="images up to this long side run whole; larger ones are filled region by region (default: 1024)")
+    p.add_argument("--quality", type=int, default=DEFAULT_JPEG_QUALITY,
+                   help=f"JPEG output quality, 1-100 (default: {DEFAULT_JPEG_QUALITY})")
+    p.add_argument("--strip-metadata", action="store_true",
+                   help="do not copy the input's EXIF data (camera, date, GPS) and colour profile to the output")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(func=run)
 
 
-def find_mask(image: Path, mask_dir: Path) -> Path | None:
-    """The mask of ``image`` in ``mask_dir``: ``STEM.png`` or the first ``STEM_mask*.png`` (never the image)."""
+def find_masks(image: Path, mask_dir: Path) -> list[Path]:
+    """The masks of ``image`` in ``mask_dir``: ``STEM.png`` and every ``STEM_mask*.png`` (never the image)."""
     candidates = [mask_dir / f"{image.stem}.png", *sorted(mask_dir.glob(f"{image.stem}_mask*.png"))]
-    return next((c for c in candidates if c.is_file() and c.resolve() != image.resolve()), None)
+    return [c for c in candidates if c.is_file() and c.resolve() != image.resolve()]
+
+
+def output_name(image: Path, mask: Path, masks_of_image: int) -> str:
+    """``IMAGE.ext`` for an image's only mask; ``STEM_maskX.ext`` (the mask's name) when it has several."""
+    return image.name if masks_of_image == 1 else f"{mask.stem}{image.suffix}"
 
 
 def _load_inpainter(args: argparse.Namespace):
@@ -72,11 +85,11 @@ def _load(image_path: Path, mask_path: Path, args: argparse.Namespace):
     return picture, hole
 
 
-def _inpaint_one(inpainter, picture, hole, output: Path, attention_map: Path | None) -> None:
+def _inpaint_one(inpainter, picture, hole, output: Path, attention_map: Path | None, args: argparse.Namespace) -> None:
     from deepfill.processing import save_image
 
     filled, attention = inpainter.inpaint_picture(picture, hole, return_attention=attention_map is not None)
-    save_image(filled.to_image(), output)
+    save_image(filled.to_image(), output, quality=args.quality, keep_metadata=not args.strip_metadata)
     if attention_map is not None:
         save_image(attention, attention_map)
 
@@ -95,8 +108,14 @@ def _check_writable(path: Path, overwrite: bool, inputs: tuple[Path, ...]) -> No
 
 
 def run(args: argparse.Namespace) -> int:
+    if not 1 <= args.quality <= 100:
+        raise InputError(f"--quality must be 1-100, got {args.quality}")
     if args.image.is_dir():
         return _run_folder(args)
+    if not args.image.exists():
+        raise InputError(f"image not found: {args.image}")
+    if args.mask_dir is not None:
+        raise InputError(f"--mask-dir is for folder mode, but {args.image} is a file (pass --mask for one image)")
     if args.mask is None:
         raise InputError("--mask is required for a single image (or pass a folder and --mask-dir)")
     _check_writable(args.output, args.overwrite, (args.image, args.mask))
@@ -104,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         _check_writable(args.attention_map, args.overwrite, (args.image, args.mask, args.output))
     picture, hole = _load(args.image, args.mask, args)  # bad input fails before the model loads
     inpainter = _load_inpainter(args)
-    _inpaint_one(inpainter, picture, hole, args.output, args.attention_map)
+    _inpaint_one(inpainter, picture, hole, args.output, args.attention_map, args)
     print(f"wrote {args.output}" + (f" and {args.attention_map}" if args.attention_map else ""))
     return 0
 
@@ -125,26 +144,28 @@ def _run_folder(args: argparse.Namespace) -> int:
     out_dir: Path = args.output
     if out_dir.resolve() in (args.image.resolve(), args.mask_dir.resolve()):
         raise InputError("--output must be a folder other than the inputs, which are never overwritten")
-    pairs, unmatched = [], []
+    pairs, unmatched = [], []  # (image, mask, output name)
     for image in images:
-        mask = find_mask(image, args.mask_dir)
-        (pairs.append((image, mask)) if mask else unmatched.append(image.name))
+        masks = find_masks(image, args.mask_dir)
+        pairs.extend((image, mask, output_name(image, mask, len(masks))) for mask in masks)
+        if not masks:
+            unmatched.append(image.name)
     if not pairs:
         raise InputError(f"no image in {args.image} has a mask in {args.mask_dir}")
     out_dir.mkdir(parents=True, exist_ok=True)
     inpainter = _load_inpainter(args)
     failed = skipped = 0
-    for image, mask in tqdm(pairs, desc="inpainting", unit="image"):
-        output = out_dir / image.name
+    for image, mask, name in tqdm(pairs, desc="inpainting", unit="image"):
+        output = out_dir / name
         if output.exists() and not args.overwrite:
             skipped += 1
-            tqdm.write(f"skipped {image.name}: {output} exists (pass --overwrite)")
+            tqdm.write(f"skipped {name}: {output} exists (pass --overwrite)")
             continue
         try:
-            _inpaint_one(inpainter, *_load(image, mask, args), output, None)
+            _inpaint_one(inpainter, *_load(image, mask, args), output, None, args)
         except DeepfillError as exc:
             failed += 1
-            tqdm.write(f"failed {image.name}: {exc}")
+            tqdm.write(f"failed {name}: {exc}")
     done = len(pairs) - failed - skipped
     print(f"wrote {done} image(s) to {out_dir}" + (f", {skipped} skipped" if skipped else "")
           + (f", {failed} failed" if failed else ""))

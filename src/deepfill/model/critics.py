@@ -11,14 +11,16 @@ from torch import nn
 
 from deepfill.model.layers import DisConv
 
+INPUT_MULTIPLE = 16  # four stride-2 convolutions
+
 
 class Critic(nn.Module):
     """Four 5x5 stride-2 convs with leaky ReLU, flattened, then a linear layer to one score."""
 
     def __init__(self, channels: tuple[int, int, int, int], input_size: int) -> None:
         super().__init__()
-        if input_size % 16:
-            raise ValueError(f"critic input size must be a multiple of 16, got {input_size}")
+        if input_size % INPUT_MULTIPLE:
+            raise ValueError(f"critic input size must be a multiple of {INPUT_MULTIPLE}, got {input_size}")
         self.input_size = input_size
         c1, c2, c3, c4 = channels
         self.conv1 = DisConv(3, c1)

@@ -1,8 +1,10 @@
 """FastAPI app: one static page and ``/api/v1`` (inpaint, health, model card).
 
-A request goes: body read into memory under the size limit → a place in the inference queue
-(or 503) → decode and validate on a thread → fill and encode on the single inference thread.
-Uploads are decoded and results encoded in memory; nothing is written to disk.
+A request goes: body read into memory under the size and time limits → headers checked (format,
+pixel count) → a place in the inference queue (or 503) → decode, fill and encode on the single
+inference thread. Pixels are decoded only when a request's turn comes, so the decoded images
+in memory are one request's, however many wait; after a large one the heap is given back to the
+system. Uploads are decoded and results encoded in memory; nothing is written to disk.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from deepfill.processing import (
     picture_from_image,
     save_image,
 )
+from deepfill.runtime import release_freed_memory
 from deepfill.server.schemas import ErrorBody, Health, Limits, ModelCard, QueueState
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,8 @@ DEFAULT_QUEUE_SIZE = 4
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 DEFAULT_UPLOAD_TIMEOUT = 60.0
 MAX_UPLOADS_PER_PLACE = 4
+# After a job with at least this many pixels, freed memory is handed back to the system.
+TRIM_AFTER_PIXELS = 4_000_000
 MIB = 1024 * 1024
 TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -87,8 +92,8 @@ class QueueFullError(Exception):
 class InferenceQueue:
     """A bounded queue in front of one inference thread: one job runs, at most ``size`` wait.
 
-    A request :meth:`reserve`\\ s its place before decoding, so memory is bounded too; the place
-    is freed by :meth:`release` or, once handed to :meth:`submit`, when the job ends.
+    A request :meth:`reserve`\\ s its place once its body has arrived; the place is freed by
+    :meth:`release` or, once handed to :meth:`submit`, when the job ends.
     """
 
     def __init__(self, size: int) -> None:
@@ -149,15 +154,7 @@ class _Upload:
     resize_mask: bool
     attention: bool
     blend: str | None  # None: the server's default
-
-
-@dataclasses.dataclass
-class _Job:
-    picture: Picture
-    hole: np.ndarray  # bool [H, W], True = hole
-    format: str  # the input's Pillow format name
-    attention: bool
-    blend: str | None
+    pixels: int = 0  # of the image and the mask, from their headers
 
 
 async def _read_form(request: Request, max_bytes: int) -> dict[str, bytes]:
@@ -220,10 +217,10 @@ def _upload_from_form(parts: dict[str, bytes], attention: bool, resize_mask: boo
                    _flag(parts.get("attention"), "attention", attention), blend)
 
 
-def _open_upload(data: bytes, max_pixels: int, what: str) -> Image.Image:
-    """Decode an uploaded image in memory, mapping decoding errors to HTTP statuses."""
+def _open_upload(data: bytes, max_pixels: int, what: str, decode: bool = True) -> Image.Image:
+    """Decode an uploaded image in memory (or only its header), mapping errors to HTTP statuses."""
     try:
-        return open_image(io.BytesIO(data), max_pixels, f"the {what}")
+        return open_image(io.BytesIO(data), max_pixels, f"the {what}", decode)
     except NotAnImageError:
         raise ApiError(415, "not_an_image",
                        f"the {what} is not an image in a supported format ({', '.join(IMAGE_FORMATS)})") from None
@@ -343,25 +340,44 @@ def create_app(
                                    "(deepfill serve --allowed-origins)")
         return await call_next(request)
 
-    def decode(upload: _Upload) -> _Job:
+    def check_headers(upload: _Upload) -> None:
+        """Refuse what the headers already show (format, pixel count) before the queue; notes the size."""
+        for data, what in ((upload.image, "image"), (upload.mask, "mask")):
+            width, height = _open_upload(data, max_pixels, what, decode=False).size
+            upload.pixels += width * height
+
+    def decode(upload: _Upload) -> tuple[Picture, np.ndarray, str]:
+        """The picture, the hole (bool [H, W], True = hole) and the input's Pillow format name."""
         image = _open_upload(upload.image, max_pixels, "image")
-        mask = _open_upload(upload.mask, max_pixels, "mask")
+        format_name = image.format or "PNG"
         picture = picture_from_image(image)
+        del image
         try:
-            hole = mask_from_image(mask, picture.size, upload.resize_mask)
+            hole = mask_from_image(_open_upload(upload.mask, max_pixels, "mask"), picture.size, upload.resize_mask)
         except SizeMismatchError as exc:
             raise ApiError(400, "size_mismatch", f"{exc} (send resize_mask=true to resize it)") from None
         if hole.all():
             raise ApiError(400, "no_known_pixels", "the mask covers the whole image: there are no known pixels "
                            "to fill from (paint only the part to replace)")
-        return _Job(picture, hole, image.format or "PNG", upload.attention, upload.blend)
+        return picture, hole, format_name
 
-    def run_job(job: _Job) -> tuple[bytes, str, float]:
+    def fill(upload: _Upload) -> tuple[bytes, str]:
+        picture, hole, format_name = decode(upload)
+        filled, attention = inpainter.inpaint_picture(picture, hole, return_attention=upload.attention,
+                                                      blend=upload.blend)
+        del picture, hole
+        image, format_name = (attention, "PNG") if upload.attention else (filled.to_image(), format_name)
+        del filled, attention
+        return _encode(image, format_name)
+
+    def run_job(upload: _Upload) -> tuple[bytes, str, float]:
+        """On the inference thread: everything decoded for the job lives only inside ``fill``."""
         start = time.perf_counter()
-        filled, attention = inpainter.inpaint_picture(job.picture, job.hole, return_attention=job.attention,
-                                                      blend=job.blend)
-        image, format_name = (attention, "PNG") if job.attention else (filled.to_image(), job.format)
-        data, media_type = _encode(image, format_name)
+        try:
+            data, media_type = fill(upload)
+        finally:
+            if upload.pixels >= TRIM_AFTER_PIXELS:
+                release_freed_memory()
         return data, media_type, time.perf_counter() - start
 
     @app.get("/", include_in_schema=False)
@@ -434,16 +450,10 @@ def create_app(
             except ClientDisconnect:  # nobody to answer; not a server failure worth a traceback
                 raise ApiError(400, "client_disconnected", "the client closed the connection mid-upload") from None
         upload = _upload_from_form(parts, attention, resize_mask, blend)
+        del parts
+        await run_in_threadpool(check_headers, upload)
         queue.reserve()
-        handed_over = False
-        try:
-            job = await run_in_threadpool(decode, upload)
-            future = queue.submit(run_job, job)
-            handed_over = True
-        finally:
-            if not handed_over:
-                queue.release()
-        data, media_type, seconds = await asyncio.wrap_future(future)
+        data, media_type, seconds = await asyncio.wrap_future(queue.submit(run_job, upload))
         extension = mimetypes.guess_extension(media_type) or ".png"
         name = "attention.png" if upload.attention else f"inpainted{extension}"
         return Response(data, media_type=media_type, headers={
