@@ -32,12 +32,12 @@ def measure(data: str, size: int, batch: int, amp: str, steps: int, critic_steps
         _, device = setup_distributed()
         trainer = Trainer(config, data, run_dir, device=device)
         passes = trainer.batches.passes(1)
-        images = [torch.stack([trainer.dataset.sample(i * batch + j) for j in range(batch)]) for i in range(passes)]
-        trainer.train_step(0, images)  # warm-up
+        batches = [trainer.batches.batch(0, i) for i in range(passes)]
+        trainer.train_step(0, batches)  # warm-up
         times = []
         for step in range(1, steps + 1):
             start = time.perf_counter()
-            trainer.train_step(step, images)
+            trainer.train_step(step, batches)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - start)

@@ -1,4 +1,4 @@
-"""Training: losses, overfitting, exact resume, crash safety, DDP on CPU."""
+"""Training: overfitting, exact resume, crash safety, progress and stopping, DDP on CPU."""
 
 import json
 import os
@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from conftest import photo
-from deepfill import losses
 from deepfill.config import ModelConfig
 from deepfill.train import CHECKPOINT, PREVIOUS_CHECKPOINT, Trainer, TrainConfig, read_checkpoint
 from deepfill.weights.io import load_generator
@@ -35,36 +34,11 @@ def _records(run_dir):
     return [json.loads(line) for line in lines if "l1" in json.loads(line)]
 
 
-def test_gradient_penalty_ignores_gradients_outside_the_hole():
-    weight = torch.randn(1, 3, 8, 8)
-    critic = lambda x: (x * weight).flatten(1).sum(1, keepdim=True)  # noqa: E731  ∇D = weight
-    mask = torch.zeros(2, 1, 8, 8)
-    mask[:, :, 2:5, 3:7] = 1
-    x = torch.randn(2, 3, 8, 8, requires_grad=True)
-    gp = losses.gradient_penalty(critic(x), x, mask, weight=10.0)
-    expected = 10.0 * ((weight * mask[:1]).norm() - 1) ** 2
-    assert torch.allclose(gp, expected, rtol=1e-5)
-    # Changing the critic outside the hole does not change the penalty.
-    weight2 = weight + (1 - mask[:1]) * 100
-    critic2 = lambda x: (x * weight2).flatten(1).sum(1, keepdim=True)  # noqa: E731
-    assert torch.allclose(losses.gradient_penalty(critic2(x), x, mask), gp, rtol=1e-5)
-
-
-def test_spatial_discount_follows_the_distance_to_known_pixels():
-    masks = torch.zeros(2, 1, 9, 12)
-    masks[0, :, 2:7, 2:7] = 1  # a 5 x 5 square: border pixels at distance 1, centre at 3
-    masks[1, :, 4, 1:11] = 1  # a thin line: every pixel next to a known one
-    w = losses.spatial_discount(masks, 0.9)
-    assert w[0, 0, 2, 2] == pytest.approx(0.9) and w[0, 0, 4, 4] == pytest.approx(0.9**3)
-    assert torch.all(w[masks == 0] == 0)
-    assert torch.allclose(w[1, 0, 4, 1:11], torch.full((10,), 0.9))
-
-
 def test_tiny_model_overfits_a_fixed_batch(photos, tmp_path):
     torch.manual_seed(0)
     config = TrainConfig(**{**TINY, "model": ModelConfig(cnum=8), "lr": 1e-3, "gan_loss_alpha": 0.0})
     trainer = Trainer(config, photos, tmp_path / "run")
-    batch = [torch.stack([trainer.dataset.sample(i) for i in range(2)])]
+    batch = [trainer.batches.batch(0, 0)]
     # Step 0 every time: the same images and the same masks.
     losses_seen = [(lambda s: s["l1"] + s["ae"])(trainer.train_step(0, batch)) for _ in range(80)]
     first, last = sum(losses_seen[:3]) / 3, sum(losses_seen[-3:]) / 3
@@ -316,3 +290,36 @@ def test_image_size_is_checked_against_the_critics_in_the_users_words(photos, tm
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "image_size must be a multiple of 32" in result.stderr and "200" in result.stderr
+
+
+def test_the_generator_step_leaves_the_critics_gradients_alone(photos, tmp_path):
+    """The adversarial term only passes gradients through the critics: after a step their
+    gradients are exactly those of their own update."""
+    trainer = Trainer(TrainConfig(**TINY), photos, tmp_path / "run")
+    after_critic_update = {}
+    update = trainer._update
+
+    def recording_update(optimizer, scaler, loss):
+        update(optimizer, scaler, loss)
+        if optimizer is trainer.opt_d:
+            after_critic_update.update({n: p.grad.clone() for n, p in trainer.global_critic.named_parameters()})
+
+    trainer._update = recording_update
+    trainer.train_step(0, [trainer.batches.batch(0, i) for i in range(trainer.batches.passes(0))])
+    assert after_critic_update
+    for name, param in trainer.global_critic.named_parameters():
+        assert torch.equal(param.grad, after_critic_update[name]), name
+        assert param.requires_grad
+
+
+def test_val_data_of_a_built_set_is_its_val_split(tmp_path):
+    built = tmp_path / "built"
+    (built / "train").mkdir(parents=True)
+    (built / "val").mkdir()
+    for i in range(3):
+        photo(128, 112, seed=i).save(built / "train" / f"{i}.png")
+    photo(128, 112, seed=9).save(built / "val" / "v.png")
+    rows = [f"train,train/{i}.png" for i in range(3)] + ["val,val/v.png"]
+    (built / "manifest.csv").write_text("split,file\n" + "\n".join(rows) + "\n")
+    trainer = Trainer(TrainConfig(**{**TINY, "val_data": str(built)}), built, tmp_path / "run")
+    assert len(trainer.dataset) == 3 and len(trainer.validation.images) == 1

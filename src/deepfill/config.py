@@ -28,7 +28,7 @@ def config_from_dict(cls: type[T], values: dict[str, Any]) -> T:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Generator architecture (DESIGN.md §1). The defaults are the paper's v1 model."""
+    """Generator architecture (docs/design.md §1). The defaults are the paper's v1 model."""
 
     cnum: int = 32
     padding: Literal["reflect", "zeros"] = "reflect"

@@ -1,4 +1,4 @@
-"""Build the training and validation photo set of DESIGN.md §3 from Debian packages.
+"""Build the training and validation photo set of docs/design.md §3 from Debian packages.
 
 Every source is a Debian package fetched with ``apt-get download`` (no root needed) and
 unpacked with ``dpkg-deb -x``. Some keep their photos inside containers, read here by small

@@ -1,6 +1,6 @@
 """Evaluation harness: fixed mask protocols, any ``method(image, mask)`` callable, reports.
 
-Protocols (DESIGN.md §4):
+Protocols (docs/design.md §4):
 
 * ``bbox256`` — the paper's: short side resized to 256, 256×256 centre crop, one rectangle of
   up to 128×128 with each side shrunk by up to 16 px, at a random position.

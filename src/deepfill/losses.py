@@ -52,15 +52,21 @@ def wgan_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_penalty(
-    interpolate_scores: torch.Tensor, interpolates: torch.Tensor, mask: torch.Tensor | None, weight: float = 10.0
+    interpolate_scores: torch.Tensor,
+    interpolates: torch.Tensor,
+    mask: torch.Tensor | None,
+    weight: float = 10.0,
+    loss_scale: float = 1.0,
 ) -> torch.Tensor:
     """λ · E[(‖∇D(x̂) ⊙ m‖₂ − 1)²] with the gradient masked to the hole (``gradients_penalty``).
 
     ``interpolate_scores`` = D(``interpolates``), computed by the caller (in one critic pass with
-    the real and fake batch, which DDP needs); ``interpolates`` requires grad.
+    the real and fake batch, which DDP needs); ``interpolates`` requires grad. Under fp16 the
+    gradient is taken of the scores times ``loss_scale`` (the GradScaler's scale) and divided
+    back, so that small gradients do not underflow; an overflow gives inf, which the scaler skips.
     """
-    (grad,) = torch.autograd.grad(interpolate_scores.sum(), interpolates, create_graph=True)
-    grad = grad.float()
+    (grad,) = torch.autograd.grad(interpolate_scores.sum() * loss_scale, interpolates, create_graph=True)
+    grad = grad.float() / loss_scale
     if mask is not None:
         grad = grad * mask
     slopes = grad.pow(2).flatten(1).sum(1).add(1e-12).sqrt()

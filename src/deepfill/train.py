@@ -21,7 +21,7 @@ import sys
 import time
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -52,7 +52,7 @@ _CHECKPOINT_KEYS = ("generator", "local_critic", "global_critic", "opt_g", "opt_
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Training settings; the defaults are the released v1 configuration (DESIGN.md §1)."""
+    """Training settings; the defaults are the released v1 configuration (docs/design.md §1)."""
 
     model: ModelConfig = ModelConfig()
     image_size: int = 256
@@ -231,12 +231,22 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
 
 # --- data ---------------------------------------------------------------------------------
 
+class Batch(NamedTuple):
+    """One batch as the trainer reads it; every field is a pure function of the sample positions."""
+
+    images: torch.Tensor  # [B, 3, S, S] in [0, 1]
+    masks: torch.Tensor  # [B, 1, S, S], 1 = hole
+    boxes: torch.Tensor  # [B, 4] local-critic boxes (top, left, height, width)
+    discount: torch.Tensor  # [B, 1, S, S] spatial discount weights of the holes
+
+
 class StepBatches:
     """Batches as a pure function of (seed, step, pass, rank): images, masks, boxes, discounts.
 
     A step reads ``passes(step)`` batches (one per critic update, the last shared with the
     generator); sample positions are numbered as if every step read ``max_passes``, so the
-    data a step sees never depends on where a run was interrupted.
+    data a step sees never depends on where a run was interrupted. :meth:`sample` is what the
+    DataLoader's workers run, so decoding, masks and discounts stay off the training process.
     """
 
     def __init__(self, dataset: InpaintDataset, config: TrainConfig, info: Dist) -> None:
@@ -256,24 +266,33 @@ class StepBatches:
         start = ((step * self.max_passes + index) * self.info.world + self.info.rank) * b
         return range(start, start + b)
 
-    def masks(self, step: int, index: int) -> tuple[torch.Tensor, list[tuple[int, int, int, int]], torch.Tensor]:
-        """Masks [B, 1, H, W], local-critic boxes, and the spatial discount weights of the holes."""
-        pairs = [self.sampler.sample([self.config.seed, 1, p]) for p in self.positions(step, index)]
-        masks = torch.from_numpy(np.stack([m for m, _ in pairs]))[:, None]
-        return masks, [box for _, box in pairs], losses.spatial_discount(masks, self.config.gamma)
+    def sample(self, position: int) -> tuple[torch.Tensor, ...]:
+        """The image, mask [1, S, S], box [4] and discount [1, S, S] of one sample position."""
+        mask, box = self.sampler.sample([self.config.seed, 1, position])
+        mask = torch.from_numpy(mask)[None]
+        discount = losses.spatial_discount(mask[None], self.config.gamma)[0]
+        return self.dataset.sample(position), mask, torch.tensor(box), discount
+
+    def batch(self, step: int, index: int) -> Batch:
+        """Pass ``index`` of ``step``, read in this process (the loop reads it through a DataLoader)."""
+        return collate([self.sample(p) for p in self.positions(step, index)])
+
+
+def collate(samples: list[tuple[torch.Tensor, ...]]) -> Batch:
+    return Batch(*(torch.stack(field) for field in zip(*samples)))
 
 
 class _StepDataset(torch.utils.data.Dataset):
-    """Maps a global sample position to (image); used through a DataLoader for parallel decoding."""
+    """Maps a global sample position to its sample; used through a DataLoader for parallel work."""
 
-    def __init__(self, dataset: InpaintDataset) -> None:
-        self.dataset = dataset
+    def __init__(self, batches: StepBatches) -> None:
+        self.batches = batches
 
     def __len__(self) -> int:
         return 1 << 62
 
-    def __getitem__(self, position: int) -> torch.Tensor:
-        return self.dataset.sample(position)
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, ...]:
+        return self.batches.sample(position)
 
 
 def _ignore_stop_signals(_worker_id: int) -> None:
@@ -296,6 +315,19 @@ class _PositionSampler(torch.utils.data.Sampler):
 
 
 # --- the trainer --------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def frozen(*modules: torch.nn.Module) -> Iterator[None]:
+    """Parameters that need no gradient for a while; gradients still flow through to the input."""
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
 
 def crop_boxes(x: torch.Tensor, boxes: list[tuple[int, int, int, int]]) -> torch.Tensor:
     """The local-critic crops of a batch: one (top, left, height, width) box per sample."""
@@ -381,7 +413,9 @@ class Trainer:
         self.batches = StepBatches(self.dataset, config, self.info)
         self.validation = None
         if config.val_data and self.info.is_main:
-            self.validation = ValidationSet(list_images(config.val_data)[: config.val_count], config.image_size)
+            # A set built by `deepfill data build` validates on its val split, never on its train one.
+            files = list_images(config.val_data, split="val")[: config.val_count]
+            self.validation = ValidationSet(files, config.image_size)
 
     # -- checkpoints --
     def state_dict(self) -> dict[str, Any]:
@@ -462,13 +496,13 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp)
 
-    def _batch(self, step: int, index: int, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list, torch.Tensor]:
-        masks, boxes, discount = self.batches.masks(step, index)
-        x = to_model_range(images.to(self.device, non_blocking=True))
-        m = masks[: len(images)].to(self.device)
+    def _batch(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, list, torch.Tensor]:
+        """On the device: images in [-1, 1], masks, boxes as tuples, discounts."""
+        x = to_model_range(batch.images.to(self.device, non_blocking=True))
         if self.config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return x, m, boxes, discount[: len(images)].to(self.device)
+        boxes = [tuple(box) for box in batch.boxes.tolist()]
+        return x, batch.masks.to(self.device), boxes, batch.discount.to(self.device)
 
     def _critic_loss(self, real: torch.Tensor, fake: torch.Tensor, mask: torch.Tensor, boxes: list,
                      generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
@@ -487,7 +521,7 @@ class Trainer:
                 scores = critic(torch.cat([r, f, interpolates])).float()
             real_s, fake_s, interp_s = scores.split(b)
             loss = losses.wgan_critic_loss(real_s, fake_s)
-            gp = losses.gradient_penalty(interp_s, interpolates, m, cfg.gp_lambda)
+            gp = losses.gradient_penalty(interp_s, interpolates, m, cfg.gp_lambda, self.scaler_d.get_scale())
             total = total + loss + gp
             stats[f"d_{name}"], stats[f"gp_{name}"] = loss.item(), gp.item()
         return total, stats
@@ -499,19 +533,19 @@ class Trainer:
         scaler.step(optimizer)
         scaler.update()
 
-    def train_step(self, step: int, images: list[torch.Tensor]) -> dict[str, float]:
-        """One generator update (after ``critic_steps`` critic updates); ``images`` has one batch per pass."""
+    def train_step(self, step: int, batches: list[Batch]) -> dict[str, float]:
+        """One generator update (after ``critic_steps`` critic updates); one batch per pass."""
         cfg = self.config
         rng = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        x, m, boxes, discount = self._batch(step, len(images) - 1, images[-1])
+        x, m, boxes, discount = self._batch(batches[-1])
         pretrain = step < cfg.pretrain_coarse_steps
         adversarial = not pretrain and cfg.gan_loss_alpha > 0  # without a GAN loss the critics idle
         stats: dict[str, float] = {}
 
         # Extra critic updates on their own batches (the released code's 5 critic steps).
         if adversarial:
-            for index, extra in enumerate(images[:-1]):
-                xe, me, boxes_e, _ = self._batch(step, index, extra)
+            for extra in batches[:-1]:
+                xe, me, boxes_e, _ = self._batch(extra)
                 with torch.no_grad(), self._autocast():
                     _, refined_e, _ = self.generator(xe, me)
                 fake_e = refined_e.float() * me + xe * (1 - me)
@@ -539,12 +573,14 @@ class Trainer:
             d_loss, d_stats = self._critic_loss(x, fake.detach(), m, boxes, rng)
             self._update(self.opt_d, self.scaler_d, d_loss)
             stats.update(d_stats)
-            with self._autocast():
-                g_global = self.global_critic(fake).float()
-                g_local = self.local_critic(local(fake)).float()
+            # The critics only pass gradients through to the generator here: their own are never
+            # used, so they are not computed (nor all-reduced: the DDP wrappers are bypassed).
+            global_critic, local_critic = _unwrap(self.global_critic), _unwrap(self.local_critic)
+            with frozen(global_critic, local_critic), self._autocast():
+                g_global = global_critic(fake).float()
+                g_local = local_critic(local(fake)).float()
             g_loss = losses.wgan_generator_loss(g_global) + losses.wgan_generator_loss(g_local)
         total = cfg.l1_loss_alpha * l1 + cfg.ae_loss_alpha * ae + cfg.gan_loss_alpha * g_loss
-        # The generator loss also reaches the critics' parameters; those gradients are never used.
         self._update(self.opt_g, self.scaler_g, total)
         stats.update(l1=l1.item(), ae=ae.item(), g_adv=g_loss.item(), g_total=total.item())
         return stats
@@ -567,9 +603,9 @@ class Trainer:
         return {"val_l1": 100 * float(np.mean(l1s)), "val_psnr": float(np.mean(psnrs))}
 
     @torch.no_grad()
-    def sample_grid(self, images: torch.Tensor, step: int) -> torch.Tensor:
+    def sample_grid(self, batch: Batch) -> torch.Tensor:
         """Rows of (masked input, coarse, refined, attention map, ground truth) in [0, 1]."""
-        x, m, _, _ = self._batch(step, 0, images[:4])
+        x, m, _, _ = self._batch(Batch(*(field[:4] for field in batch)))
         generator = _unwrap(self.generator).eval()
         coarse, refined, flow = generator(x.float(), m, return_flow=True)
         generator.train()
@@ -601,7 +637,7 @@ class Trainer:
         cfg = self.config
         end = steps if steps is not None else cfg.steps
         loader = torch.utils.data.DataLoader(
-            _StepDataset(self.dataset), batch_size=cfg.batch_size,
+            _StepDataset(self.batches), batch_size=cfg.batch_size, collate_fn=collate,
             sampler=_PositionSampler(self.batches, self.step), num_workers=cfg.num_workers,
             pin_memory=self.device.type == "cuda", worker_init_fn=_ignore_stop_signals,
         )
@@ -631,9 +667,9 @@ class Trainer:
             while self.step < end and not self.stop_requested:
                 self._step_started = step_started = time.perf_counter()
                 passes = self.batches.passes(self.step)
-                images = [next(batches) for _ in range(passes)]
+                step_batches = [next(batches) for _ in range(passes)]
                 started = time.perf_counter()
-                stats = self.train_step(self.step, images)
+                stats = self.train_step(self.step, step_batches)
                 self.train_seconds += time.perf_counter() - started
                 self._step_started, self._step_seconds = None, time.perf_counter() - step_started
                 self.step += 1
@@ -655,7 +691,7 @@ class Trainer:
                 if self.validation is not None and self.step % cfg.val_every == 0:
                     self._log(writer, self.validate())
                 if writer is not None and self.step % cfg.image_every == 0:
-                    writer.add_image("samples", self.sample_grid(images[-1], self.step), self.step)
+                    writer.add_image("samples", self.sample_grid(step_batches[-1]), self.step)
                 if self.step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
             completed = True

@@ -1,4 +1,4 @@
-"""``deepfill data build|compact``: the training photo set from Debian packages (DESIGN.md §3)."""
+"""``deepfill data build|compact``: the training photo set from Debian packages (docs/design.md §3)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "data",
         help="build the training/validation photo set from Debian packages",
-        description="Build the photo set of DESIGN.md §3 (apt-get download + dpkg-deb -x, no root), "
+        description="Build the photo set of docs/design.md §3 (apt-get download + dpkg-deb -x, no root), "
         "or a compact copy of it for carrying to another machine.",
     )
     sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)

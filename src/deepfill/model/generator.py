@@ -21,7 +21,7 @@ EXACT_MARGIN = 2
 
 
 class Generator(nn.Module):
-    """Coarse-to-fine inpainting network with contextual attention (DESIGN.md §1).
+    """Coarse-to-fine inpainting network with contextual attention (docs/design.md §1).
 
     ``forward`` returns (coarse, refined, flow); the caller composites
     ``refined * mask + image * (1 - mask)``. Height and width must be multiples of
