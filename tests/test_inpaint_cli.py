@@ -404,3 +404,19 @@ def test_inpaint_accepts_paths(tmp_path, inpainter):
     assert np.array_equal(np.asarray(from_paths), np.asarray(inpainter.inpaint(image, rect_mask(128, 96, HOLE))))
     with pytest.raises(InputError, match="not found"):
         inpainter.inpaint(tmp_path / "missing.png", tmp_path / "mask.png")
+
+
+def test_what_the_hole_holds_does_not_reach_a_downscaled_region(inpainter):
+    """A large photo's region is downscaled before the network sees it: the hole's old content
+    (the object being removed) must not bleed into the known pixels around it."""
+    from deepfill.inpainter import Inpainter
+
+    small_limits = Inpainter(inpainter.generator, inpainter.card, max_size=256, crop_size=128)
+    image = np.asarray(photo(400, 300), np.uint8).copy()
+    rows, cols = np.mgrid[:300, :400]
+    hole = (rows - 140) ** 2 + (cols - 205) ** 2 < 47**2  # a disc: its edge meets the downscaling grid anywhere
+    bright, dark = image.copy(), image.copy()
+    bright[hole], dark[hole] = 255, 0
+    filled_bright = np.asarray(small_limits.inpaint(bright, hole))
+    filled_dark = np.asarray(small_limits.inpaint(dark, hole))
+    assert np.array_equal(filled_bright, filled_dark)

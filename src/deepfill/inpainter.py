@@ -189,13 +189,17 @@ class Inpainter:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Fill one region, the network run on it downscaled when its long side exceeds ``limit``;
         the prediction is composited at the region's own resolution."""
-        height, width = hole.shape
         x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(self.device, torch.float32).contiguous()
         m = torch.from_numpy(hole)[None, None].to(self.device, torch.float32)
+        height, width = hole.shape
         scale = min(1.0, limit / max(height, width))
         if scale < 1.0:
             small = (max(1, round(height * scale)), max(1, round(width * scale)))
-            x_small = F.interpolate(x, size=small, mode="bilinear", antialias=True, align_corners=False)
+            # Known pixels are averaged from known pixels only: whatever the hole holds (the
+            # photo's old content, or black) must not bleed into the context the network sees.
+            down = lambda t: F.interpolate(t, size=small, mode="bilinear", antialias=True, align_corners=False)  # noqa: E731
+            known = 1.0 - m
+            x_small = (down(x * known) / down(known).clamp_min(1e-6)).clamp(0, 1)
             m_small = (F.interpolate(m, size=small, mode="area") > 0).float()  # keep thin holes
             prediction, flow = self._predict(x_small, m_small, return_flow)
             prediction = F.interpolate(prediction, size=(height, width), mode="bilinear", align_corners=False)
