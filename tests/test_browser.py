@@ -6,6 +6,7 @@ download); skipped with the reason when either is missing.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from collections.abc import Iterator
@@ -226,3 +227,77 @@ def test_api_docs_render_offline(page: Page):
         assert outside == []
     finally:
         context.close()
+
+
+@contextlib.contextmanager
+def new_page(page: Page, url: str | None = None) -> Iterator[Page]:
+    """A fresh page (no image, no work) on ``url`` (default: the module's server), health loaded."""
+    context = page.context.browser.new_context(viewport={"width": 800, "height": 600}, accept_downloads=True)
+    try:
+        fresh = context.new_page()
+        fresh.set_default_timeout(120_000)
+        fresh.goto(url or page.url)
+        fresh.wait_for_function("document.getElementById('model').textContent !== 'loading model info…'")
+        yield fresh
+    finally:
+        context.close()
+
+
+def test_keyboard_open_inpaint_attention_and_download(page: Page, tmp_path):
+    """Open… is reached with Tab and opened with Enter; Enter and Space act on the focused control."""
+    photo(320, 240, seed=2).save(tmp_path / "p.png")
+    with new_page(page) as keys:
+        for _ in range(6):
+            keys.keyboard.press("Tab")
+            if keys.evaluate("document.activeElement.id") == "open":
+                break
+        assert keys.evaluate("document.activeElement.id") == "open"
+        with keys.expect_file_chooser() as chooser:
+            keys.keyboard.press("Enter")
+        chooser.value.set_files(str(tmp_path / "p.png"))
+        wait_for_status(keys, "ready")
+        stroke(keys, [(0.4, 0.4), (0.6, 0.5)])  # painting itself needs a pointer
+        keys.focus("#inpaint")
+        keys.keyboard.press("Enter")
+        wait_for_status(keys, "done")
+        shown = keys.get_attribute("#photo", "src")
+        keys.focus("#attention-toggle")
+        with keys.expect_response("**/api/v1/inpaint") as attention:
+            keys.keyboard.press(" ")  # ticks the box; does not flip before/after
+        assert attention.value.status == 200
+        assert keys.is_checked("#attention-toggle") and keys.get_attribute("#photo", "src") == shown
+        keys.focus("#download")
+        with keys.expect_download() as download:
+            keys.keyboard.press("Enter")
+        assert download.value.suggested_filename == "p-inpainted.png"
+
+
+def test_opening_another_image_asks_before_discarding_work(page: Page, tmp_path):
+    photo(320, 240, seed=3).save(tmp_path / "first.png")
+    photo(320, 240, seed=4).save(tmp_path / "second.png")
+    with new_page(page) as p:
+        p.set_input_files("#file", str(tmp_path / "first.png"))  # nothing to lose yet: no question
+        wait_for_status(p, "ready")
+        stroke(p, [(0.3, 0.3), (0.6, 0.6)])
+        with p.expect_event("dialog") as asked:
+            p.set_input_files("#file", str(tmp_path / "second.png"))
+        assert "discarded" in asked.value.message
+        asked.value.dismiss()
+        p.wait_for_timeout(300)
+        assert "first.png" in p.text_content("#info") and p.is_enabled("#undo")  # the work is kept
+        with p.expect_event("dialog") as asked:
+            p.set_input_files("#file", str(tmp_path / "second.png"))
+        asked.value.accept()
+        p.wait_for_function("document.getElementById('info').textContent.includes('second.png')")
+        assert not p.is_enabled("#undo")
+
+
+def test_an_image_above_the_servers_limits_is_refused_when_opened(page: Page, inpainter, tmp_path):
+    photo(320, 240, seed=5).save(tmp_path / "big.png")
+    with running_server(create_app(inpainter, max_pixels=200 * 150)) as url, new_page(page, url) as p:
+        p.set_input_files("#file", str(tmp_path / "big.png"))
+        wait_for_status(p, "error")
+        message = p.text_content("#status")
+        assert "320×240" in message and "larger than this server takes" in message, message
+        assert "--max-pixels" not in message
+        assert p.is_hidden("#frame")

@@ -5,7 +5,7 @@
 
 const $ = (id) => document.getElementById(id);
 const els = {
-  file: $("file"), brush: $("brush"), eraser: $("eraser"), size: $("size"), sizeValue: $("size-value"),
+  open: $("open"), file: $("file"), brush: $("brush"), eraser: $("eraser"), size: $("size"), sizeValue: $("size-value"),
   undo: $("undo"), redo: $("redo"), clear: $("clear"), inpaint: $("inpaint"), compare: $("compare"),
   attentionToggle: $("attention-toggle"), reuse: $("reuse"), download: $("download"),
   stage: $("stage"), placeholder: $("placeholder"), frame: $("frame"), photo: $("photo"),
@@ -50,10 +50,32 @@ async function loadHealth() {
   }
 }
 
-async function openImage(blob, name) {
+/** Whether there is work that opening another image would lose: paint or a result. */
+function hasWork() {
+  return Boolean(state.source) && (state.ops.length > 0 || Boolean(state.result));
+}
+
+/** Why this server would refuse the image, in the user's words; null when it fits. */
+function overLimits(blob, width, height) {
+  const limits = state.limits;
+  if (!limits) return null;
+  const megapixels = (n) => `${(n / 1e6).toFixed(n < 1e7 ? 1 : 0)} MP`;
+  if (width * height > limits.max_pixels) {
+    return `${width}×${height} px (${megapixels(width * height)}) is larger than this server takes ` +
+      `(${megapixels(limits.max_pixels)}); scale it down and open it again`;
+  }
+  if (blob.size > limits.max_upload_bytes) {
+    return `the file is ${(blob.size / 1048576).toFixed(1)} MiB, more than this server takes ` +
+      `(${(limits.max_upload_bytes / 1048576).toFixed(0)} MiB); save it smaller and open it again`;
+  }
+  return null;
+}
+
+async function openImage(blob, name, { keepWork = false } = {}) {
   if (!blob) return;
+  const label = name || "that file";
   if (blob.type && !blob.type.startsWith("image/")) {
-    setStatus(`${name || "that file"} is not an image`, "error");
+    setStatus(`${label} is not an image`, "error");
     return;
   }
   const url = URL.createObjectURL(blob);
@@ -63,7 +85,18 @@ async function openImage(blob, name) {
     await probe.decode();
   } catch (err) {
     URL.revokeObjectURL(url);
-    setStatus(`this browser cannot display ${name || "the image"}; try PNG or JPEG`, "error");
+    setStatus(`${label} could not be read as an image (corrupt, or a format this browser cannot show); ` +
+      "try PNG or JPEG", "error");
+    return;
+  }
+  const refusal = overLimits(blob, probe.naturalWidth, probe.naturalHeight);
+  if (refusal) {
+    URL.revokeObjectURL(url);
+    setStatus(`Cannot open ${label}: ${refusal}.`, "error");
+    return;
+  }
+  if (!keepWork && hasWork() && !window.confirm("Open the new image? The current image, its mask and its result will be discarded.")) {
+    URL.revokeObjectURL(url);
     return;
   }
   if (state.source) URL.revokeObjectURL(state.source.url);
@@ -361,7 +394,7 @@ function reuseResult() {
   const blob = state.result.blob;
   const stem = state.source.name.replace(/\.[^.]*$/, "");
   const name = `${stem}${state.result.filename.slice(state.result.filename.lastIndexOf("."))}`;
-  openImage(blob, name);
+  openImage(blob, name, { keepWork: true });
 }
 
 function refresh() {
@@ -382,6 +415,12 @@ function refresh() {
 
 // ---- wiring ----------------------------------------------------------------------------------
 
+els.open.addEventListener("click", () => els.file.click());
+// A control clicked with the mouse gives its focus back, so Space and Enter keep their page-wide
+// meaning (compare, inpaint); a control reached with the keyboard keeps it.
+$("toolbar").addEventListener("click", (event) => {
+  if (event.detail > 0 && document.activeElement !== els.size) document.activeElement.blur();
+});
 els.file.addEventListener("change", () => {
   const file = els.file.files[0];
   if (file) openImage(file, file.name);
@@ -406,6 +445,8 @@ window.addEventListener("resize", fit);
 
 document.addEventListener("keydown", (event) => {
   if (event.target.matches("input[type=text], input[type=number], textarea")) return;
+  // Space and Enter belong to a focused control (tick a box, press a button, follow a link).
+  const onControl = event.target.matches("button, a, input, select, label");
   const mod = event.ctrlKey || event.metaKey;
   const key = event.key.toLowerCase();
   let handled = true;
@@ -416,8 +457,9 @@ document.addEventListener("keydown", (event) => {
   else if (key === "]") setSize(state.size + Math.max(1, state.size * 0.15));
   else if (key === "b") setTool("brush");
   else if (key === "e") setTool("eraser");
+  else if ((key === " " || key === "enter") && onControl) handled = false;
   else if (key === " " && state.result && !state.busy) show(state.showing === "result" ? "source" : "result");
-  else if (key === "enter" && event.target.tagName !== "BUTTON") inpaint();
+  else if (key === "enter") inpaint();
   else handled = false;
   if (handled) event.preventDefault();
 });
