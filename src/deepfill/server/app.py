@@ -453,7 +453,12 @@ def create_app(
         del parts
         await run_in_threadpool(check_headers, upload)
         queue.reserve()
-        data, media_type, seconds = await asyncio.wrap_future(queue.submit(run_job, upload))
+        try:
+            future = queue.submit(run_job, upload)
+        except BaseException:  # the executor is shutting down: give the place back
+            queue.release()
+            raise
+        data, media_type, seconds = await asyncio.wrap_future(future)
         extension = mimetypes.guess_extension(media_type) or ".png"
         name = "attention.png" if upload.attention else f"inpainted{extension}"
         return Response(data, media_type=media_type, headers={
