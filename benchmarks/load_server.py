@@ -121,7 +121,8 @@ async def trickle(url: str, seconds: float, stop: asyncio.Event) -> str:
         writer.close()
 
 
-async def run_load(args: argparse.Namespace, image: bytes, mask: bytes) -> tuple[list[Outcome], float]:
+async def run_load(args: argparse.Namespace, image: bytes, mask: bytes) -> tuple[list[Outcome], float, list[str]]:
+    """The load's outcomes, its wall time and what each trickling upload (slow scenario) was answered."""
     url = args.url.rstrip("/") + "/api/v1/inpaint"
     remaining = args.requests
     outcomes: list[Outcome] = []
@@ -147,11 +148,11 @@ async def run_load(args: argparse.Namespace, image: bytes, mask: bytes) -> tuple
     if slow:  # they should get 408 once the server's --upload-timeout has passed
         await asyncio.wait(slow, timeout=args.slow_wait)
     stop.set()
-    args.slow_answers = [await task for task in slow]
-    return outcomes, wall
+    return outcomes, wall, [await task for task in slow]
 
 
-def summarize(outcomes: list[Outcome], wall: float, args: argparse.Namespace, image_size: str) -> dict:
+def summarize(outcomes: list[Outcome], wall: float, args: argparse.Namespace, image_size: str,
+              slow_answers: list[str]) -> dict:
     ok = [o.seconds for o in outcomes if o.status == 200]
     busy = [o for o in outcomes if o.status == 503]
     failed = [o for o in outcomes if o.status not in (200, 503)]
@@ -163,7 +164,7 @@ def summarize(outcomes: list[Outcome], wall: float, args: argparse.Namespace, im
         "p50_all_s": round(percentile([o.seconds for o in outcomes], 50), 3),
         "p95_all_s": round(percentile([o.seconds for o in outcomes], 95), 3),
         "failures": [asdict(o) for o in failed[:5]],
-        "slow_clients": getattr(args, "slow_answers", []),
+        "slow_clients": slow_answers,
     }
 
 
@@ -262,8 +263,8 @@ def measure(args: argparse.Namespace, image: bytes, mask: bytes, image_size: str
     print(f"server: {health.get('model')} on {health.get('device')}, queue capacity {health['queue']['capacity']}")
 
     before = memory_mib(process.pid) if process else {}
-    outcomes, wall = asyncio.run(run_load(args, image, mask))
-    summary = summarize(outcomes, wall, args, image_size)
+    outcomes, wall, slow_answers = asyncio.run(run_load(args, image, mask))
+    summary = summarize(outcomes, wall, args, image_size, slow_answers)
     if process:
         time.sleep(2.0)  # what the server keeps once the load is over
         after = memory_mib(process.pid)

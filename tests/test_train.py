@@ -273,8 +273,8 @@ def test_training_says_what_it_does_from_the_start(photos, tmp_path):
 def test_cpu_defaults_and_flags_of_the_train_command(photos, tmp_path):
     from deepfill.cli import build_parser
 
-    help_text = build_parser().parse_args(["train", "--data", "x", "--out", "y"])  # the flags exist
-    assert help_text.checkpoint_every is None and help_text.critic_steps is None
+    args = build_parser().parse_args(["train", "--data", "x", "--out", "y"])  # the flags exist
+    assert args.checkpoint_every is None and args.critic_steps is None
     run = tmp_path / "run"
     result = subprocess.run(_cli("--data", str(photos), "--out", str(run), "--image-size", "96", "--steps", "1",
                                  "--checkpoint-every", "1", "--amp", "none"),
