@@ -96,5 +96,8 @@ def run(args: argparse.Namespace) -> int:
     if info.is_main:
         print(f"stopped at step {step}; checkpoint {checkpoint}, generator {args.out / 'generator.safetensors'}")
     if info.world > 1:
+        # Leave together: a rank that tears its process group down while another is still
+        # saving the checkpoint can abort inside gloo ("terminate called without an active exception").
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return 0
