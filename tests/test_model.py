@@ -5,9 +5,11 @@ import torch
 import torch.nn.functional as F
 
 from deepfill.config import ModelConfig
+from deepfill.geometry import Box
 from deepfill.model.critics import global_critic, local_critic
-from deepfill.model.generator import EXACT_MARGIN, Generator
+from deepfill.model.generator import Generator
 from deepfill.model.layers import GenConv, GenUpConv, elu, pad_in_own_dtype
+from deepfill.model.region import EXACT_MARGIN, attention_region, forward_box, input_box, output_size
 
 
 def count(module):
@@ -65,44 +67,44 @@ def test_zero_padding_is_tf_same():
 @pytest.mark.parametrize("padding", ["reflect", "zeros"])
 @pytest.mark.parametrize("kernel, stride, dilation", [(3, 1, 1), (3, 1, 4), (3, 2, 1), (5, 1, 1), (5, 2, 1)])
 def test_forward_region_equals_the_whole_map_inside_any_box(padding, kernel, stride, dilation):
-    """Through :meth:`GenConv.input_box` and back, at corners, edges and inside; even and odd sizes."""
+    """Through :func:`region.input_box` and back, at corners, edges and inside; even and odd sizes."""
     torch.manual_seed(0)
     layer = GenConv(2, 3, kernel, stride, dilation, padding=padding)
     g = torch.Generator().manual_seed(1)
     for size in [(24, 30), (23, 29)]:
         x = torch.randn(1, 2, *size)
         whole = layer(x)
-        assert tuple(whole.shape[-2:]) == layer.output_size(size)
+        assert tuple(whole.shape[-2:]) == output_size(layer, size)
         height, width = whole.shape[-2:]
         for _ in range(30):
             top, left = (int(torch.randint(0, n, (), generator=g)) for n in (height, width))
             bottom = int(torch.randint(top + 1, height + 1, (), generator=g))
             right = int(torch.randint(left + 1, width + 1, (), generator=g))
-            want = (top, bottom, left, right)
-            have = layer.input_box(want, size)
-            region = layer.forward_region(x[..., have[0] : have[1], have[2] : have[3]], have, want, size)
+            want = Box(top, left, bottom, right)
+            have = input_box(layer, want, size)
+            region = forward_box(layer, x[..., have.top : have.bottom, have.left : have.right], have, want, size)
             assert torch.allclose(region, whole[..., top:bottom, left:right], atol=1e-6), (size, want, have)
 
 
 @pytest.mark.parametrize("padding", ["reflect", "zeros"])
 def test_upsampling_conv_reads_only_its_input_box(padding):
-    """Changing the input outside :meth:`GenUpConv.input_box` changes no output inside the box."""
+    """Changing the input outside :func:`region.input_box` changes no output inside the box."""
     torch.manual_seed(0)
     layer = GenUpConv(2, 3, padding)
     x = torch.randn(1, 2, 11, 13)
     out = layer(x)
-    assert tuple(out.shape[-2:]) == layer.output_size((11, 13))
-    for want in [(0, 3, 0, 2), (5, 9, 7, 26), (19, 22, 24, 26), (0, 22, 0, 26)]:
-        top, bottom, left, right = layer.input_box(want, (11, 13))
+    assert tuple(out.shape[-2:]) == output_size(layer, (11, 13))
+    for want in [Box(0, 0, 3, 2), Box(5, 7, 9, 26), Box(19, 24, 22, 26), Box(0, 0, 22, 26)]:
+        top, left, bottom, right = input_box(layer, want, (11, 13))
         outside = torch.ones_like(x, dtype=torch.bool)
         outside[..., top:bottom, left:right] = False
         changed = layer(torch.where(outside, x + 5, x))
-        assert torch.equal(changed[..., want[0] : want[1], want[2] : want[3]], out[..., want[0] : want[1], want[2] : want[3]])
+        inside = (..., slice(want.top, want.bottom), slice(want.left, want.right))
+        assert torch.equal(changed[inside], out[inside])
         for row in (top, bottom - 1):  # and no larger than needed: its edge rows are read
             edge = x.clone()
             edge[..., row, left:right] += 5
-            assert not torch.equal(layer(edge)[..., want[0] : want[1], want[2] : want[3]],
-                                   out[..., want[0] : want[1], want[2] : want[3]])
+            assert not torch.equal(layer(edge)[inside], out[inside])
 
 
 def test_attention_region_is_what_the_layers_after_it_read():
@@ -110,8 +112,8 @@ def test_attention_region_is_what_the_layers_after_it_read():
     which positions 25-38 paste onto (position p covers 2p - 1 to 2p + 2)."""
     mask = torch.zeros(1, 1, 512, 512)
     mask[..., 230:281, 100:101] = 1
-    top, bottom, left, right = Generator(ModelConfig(cnum=4)).attention_region(mask)
-    assert (top, bottom) == (25, 39)
+    box = attention_region(Generator(ModelConfig(cnum=4)), mask)
+    assert (box.top, box.bottom) == (25, 39)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepfill.geometry import Box
+
 # Upper bound on the elements of one chunk of the score matrix (fp32: 128 MiB). Larger inputs
 # are processed a band of foreground rows at a time, so 1024 x 1024 fits in bounded memory.
 MAX_CHUNK_ELEMENTS = 2**25
@@ -121,7 +123,7 @@ def contextual_attention(
     softmax_scale: float = 10.0,
     fuse: bool = True,
     return_flow: bool = False,
-    region: tuple[int, int, int, int] | None = None,
+    region: Box | None = None,
     align_corners: bool = False,
     max_chunk_elements: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -131,7 +133,7 @@ def contextual_attention(
         f: foreground features [B, C, H, W]; b: background features [B, C, H, W].
         mask: [B, 1, H, W], 1 = hole, at the feature resolution; background patches that touch
             the hole are never attended to. ``None`` means no hole.
-        region: (top, bottom, left, right) in downscaled (H/rate, W/rate) foreground positions:
+        region: a box of downscaled (H/rate, W/rate) foreground positions:
             attend only from there. The output outside what those positions paste back to is
             zero and the flow there is 0. ``None`` means everywhere.
         align_corners: downscale as TF's ``align_corners=True`` nearest (see :func:`downscale_nearest`).
@@ -158,7 +160,7 @@ def contextual_attention(
     bd = downscale_nearest(b, (hd, wd), align_corners)
     locations = hd * wd
     pad = ksize // 2
-    top, bottom, left, right = region if region is not None else (0, hd, 0, wd)
+    top, left, bottom, right = region if region is not None else (0, 0, hd, wd)
     top, left, bottom, right = max(0, top), max(0, left), min(hd, bottom), min(wd, right)
 
     # 3. Valid background patches: the whole ksize x ksize mask patch is known.
@@ -305,7 +307,7 @@ class ContextualAttention(nn.Module):
         x: torch.Tensor,
         mask: torch.Tensor | None,
         return_flow: bool = False,
-        region: tuple[int, int, int, int] | None = None,
+        region: Box | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         return contextual_attention(
             x, x, mask,

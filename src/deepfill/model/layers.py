@@ -6,9 +6,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-Box = tuple[int, int, int, int]  # top, bottom, left, right; ends exclusive
-
-
 def elu(x: torch.Tensor) -> torch.Tensor:
     """``F.elu``. Without autograd, bf16/fp16 take max(x, exp(min(x, 0)) − 1), the same function.
 
@@ -45,8 +42,8 @@ class GenConv(nn.Module):
         self.padding = padding
         self.activation = activation
 
-    def _pads(self, height: int, width: int) -> tuple[int, int, int, int]:
-        """(left, right, top, bottom) padding of a ``height`` x ``width`` input."""
+    def pads(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """(left, right, top, bottom) padding of a ``height`` x ``width`` input, in ``F.pad``'s order."""
         k, d, s = self.conv.kernel_size[0], self.conv.dilation[0], self.conv.stride[0]
         if self.padding == "reflect":
             p = d * (k - 1) // 2
@@ -58,57 +55,15 @@ class GenConv(nn.Module):
             pads += [total // 2, total - total // 2]
         return pads[0], pads[1], pads[2], pads[3]
 
-    def _pad(self, x: torch.Tensor, pads: tuple[int, int, int, int] | None = None) -> torch.Tensor:
-        """``x`` padded by ``pads`` (default: as the whole input)."""
-        pads = self._pads(*x.shape[-2:]) if pads is None else pads
+    def pad(self, x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tensor:
+        """``x`` padded by ``pads`` (left, right, top, bottom) in this layer's mode."""
         return pad_in_own_dtype(x, pads, "reflect" if self.padding == "reflect" else "constant")
 
-    @property
-    def _span(self) -> int:
-        """How many more input pixels than one an output pixel reads, along each axis."""
-        return self.conv.dilation[0] * (self.conv.kernel_size[0] - 1)
-
-    def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
-        """(height, width) of the output for an input of ``size``."""
-        left, right, top, bottom = self._pads(*size)
-        stride = self.conv.stride[0]
-        return ((size[0] + top + bottom - self._span - 1) // stride + 1,
-                (size[1] + left + right - self._span - 1) // stride + 1)
-
-    def input_box(self, want: Box, size: tuple[int, int]) -> Box:
-        """The box of an input of ``size`` that the output pixels inside ``want`` read, clipped to it.
-
-        Output pixel i reads the padded input from ``stride * i`` on, ``span + 1`` pixels.
-        Boxes are (top, bottom, left, right), ends exclusive.
-        """
-        left, _, top, _ = self._pads(*size)
-        stride, span = self.conv.stride[0], self._span
-        w_top, w_bottom, w_left, w_right = want
-        return (max(0, stride * w_top - top), min(size[0], stride * (w_bottom - 1) - top + span + 1),
-                max(0, stride * w_left - left), min(size[1], stride * (w_right - 1) - left + span + 1))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._activate(self.conv(self._pad(x)))
+        return self.activate(self.conv(self.pad(x, self.pads(*x.shape[-2:]))))
 
-    def forward_region(self, x: torch.Tensor, have: Box, want: Box, size: tuple[int, int]) -> torch.Tensor:
-        """The output inside the box ``want``, equal to :meth:`forward`'s there.
-
-        ``x`` is the part inside ``have`` of an input of ``size``; ``have`` holds
-        :meth:`input_box` of ``want``. Only the sides where ``have`` meets the input's border are
-        padded, as :meth:`forward` pads the whole input there.
-        """
-        left, right, top, bottom = self._pads(*size)
-        h_top, h_bottom, h_left, h_right = have
-        pads = (left * (h_left == 0), right * (h_right == size[1]), top * (h_top == 0), bottom * (h_bottom == size[0]))
-        x = self._pad(x, pads)
-        y0, x0 = h_top - pads[2], h_left - pads[0]  # input position of x[..., 0, 0]
-        stride, span = self.conv.stride[0], self._span
-        w_top, w_bottom, w_left, w_right = want
-        x = x[..., stride * w_top - top - y0 : stride * (w_bottom - 1) - top + span + 1 - y0,
-              stride * w_left - left - x0 : stride * (w_right - 1) - left + span + 1 - x0]
-        return self._activate(self.conv(x))
-
-    def _activate(self, x: torch.Tensor) -> torch.Tensor:
+    def activate(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer's activation: ELU, ReLU or none."""
         if self.activation == "elu":
             return elu(x)
         if self.activation == "relu":
@@ -143,24 +98,12 @@ class GenUpConv(nn.Module):
         super().__init__()
         self.conv = GenConv(in_channels, out_channels, 3, padding=padding)
 
-    def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
-        return 2 * size[0], 2 * size[1]
-
-    def input_box(self, want: Box, size: tuple[int, int]) -> Box:
-        """The box of an input of ``size`` that the output pixels inside ``want`` read, clipped to it.
-
-        Output pixel v reads upsampled pixels v - 1 to v + 1, original (v - 1) // 2 to (v + 1) // 2.
-        """
-        top, bottom, left, right = want
-        return (max(0, (top - 1) // 2), min(size[0], bottom // 2 + 1),
-                max(0, (left - 1) // 2), min(size[1], right // 2 + 1))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv = self.conv.conv
         x = pad_in_own_dtype(x, (1, 1, 1, 1), "replicate" if self.conv.padding == "reflect" else "constant")
         # On the padded map, output 2i + a reads padded pixels i + a and i + a + 1: padding 3.
         y = F.conv_transpose2d(x, upsample_conv_kernels(conv.weight), conv.bias, stride=2, padding=3)
-        return self.conv._activate(y)
+        return self.conv.activate(y)
 
 
 def upsample_conv_kernels(weight: torch.Tensor) -> torch.Tensor:
