@@ -1,14 +1,14 @@
-"""Training data: image lists, random rescale-crop-flip samples, a fixed validation set.
+"""Training data: random rescale-crop-flip samples and a fixed validation set.
 
 Images come out as float32 tensors [3, H, W] in [0, 1] (STYLE.md: only ``processing.py``
 maps to [-1, 1]). Every random choice of ``InpaintDataset`` is drawn from a generator seeded
 with (seed, epoch, index), so a sample depends on nothing else: not on worker count, order
-or earlier samples. Masks come from ``deepfill.masks``.
+or earlier samples. Masks come from ``deepfill.masks``; image lists from ``deepfill.datasets``
+(``list_images`` is importable from here too).
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 from pathlib import Path
@@ -19,63 +19,13 @@ import torch
 from PIL import Image, ImageOps
 
 from deepfill.config import IMAGE_FORMATS
+from deepfill.datasets import list_images
 from deepfill.errors import InputError
 from deepfill.masks import MaskSampler
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm")
 _READ_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
-
-
-def _manifest_files(root: Path, split: str) -> list[Path] | None:
-    """Files of ``split`` listed in a ``manifest.csv`` written by ``deepfill data build``, if any."""
-    manifest = root / "manifest.csv"
-    if not manifest.is_file():
-        return None
-    with manifest.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or not {"split", "file"} <= set(reader.fieldnames):
-            return None
-        return [root / row["file"] for row in reader if row["split"] == split]
-
-
-def list_images(source: str | Path, split: str = "train") -> list[Path]:
-    """Image paths from a folder (recursive, sorted) or a file list (one path per line).
-
-    In a file list, blank lines and ``#`` comments are ignored and relative paths are
-    resolved against the list's folder. Hidden files and folders are skipped. A folder built
-    by ``deepfill data build`` (it has ``manifest.csv``) yields its ``split`` ("train" or
-    "val") only, so the validation photos never leak into training.
-    """
-    path = Path(source)
-    if path.is_dir():
-        from_manifest = _manifest_files(path, split)
-        if from_manifest is not None:
-            logger.info("%s: using the %d %s images of its manifest.csv", path, len(from_manifest), split)
-            files = from_manifest
-        else:
-            files = sorted(
-                (p for p in path.rglob("*")
-                 if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                 and not any(part.startswith(".") for part in p.relative_to(path).parts)),
-                key=lambda p: p.relative_to(path).as_posix(),
-            )
-    elif path.is_file():
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            return [path]
-        files = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            entry = Path(line).expanduser()
-            files.append(entry if entry.is_absolute() else path.parent / entry)
-    else:
-        raise InputError(f"data source not found: {path} (give a folder of images or a file list)")
-    if not files:
-        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {path}")
-    return files
 
 
 @dataclasses.dataclass(frozen=True)
