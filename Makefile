@@ -18,7 +18,7 @@ $(VENV)/.core: pyproject.toml
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.core
-	$(PY) -m pip install -q -e ".[serve,eval,train,dev]"
+	$(PY) -m pip install -q -e ".[serve,eval,train,dev,photoset]"
 	touch $@
 
 demo: setup

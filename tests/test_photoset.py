@@ -1,5 +1,6 @@
-"""Photo-set builder: container readers on files written here to spec, filters, licences,
-split safety, and the apt-get/dpkg-deb pipeline against fake packages (no network)."""
+"""tools/photoset, the photo-set builder: container readers on files written here to spec,
+filters, licences, the package catalogue, split safety, and the apt-get/dpkg-deb pipeline
+against fake packages (no network)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,25 @@ import shutil
 import stat
 import struct
 import subprocess
+import sys
+import zipfile
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from deepfill import databuild as db
-from deepfill.cli import main as cli_main
+lz4_block = pytest.importorskip("lz4.block")
+pytest.importorskip("debian.copyright")
+
+from tools.photoset import CatalogueError, FormatError, PackageDownloadError, ToolMissingError  # noqa: E402
+from tools.photoset import catalogue, containers, filters  # noqa: E402
+from tools.photoset.__main__ import main as photoset_main  # noqa: E402
+from tools.photoset.build import build_photoset  # noqa: E402
+from tools.photoset.licences import licence_for  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # --------------------------------------------------------------------------------------------
 # helpers: images and writers that follow the formats
@@ -45,23 +57,10 @@ def drawing_bytes(size=(320, 320)) -> bytes:
     return buf.getvalue()
 
 
-def lz4_literals(data: bytes) -> bytes:
-    """A valid LZ4 block made of one literal-only sequence."""
-    n = len(data)
-    if n < 15:
-        return bytes([n << 4]) + data
-    rest, extra = n - 15, bytearray()
-    while rest >= 255:
-        extra.append(255)
-        rest -= 255
-    extra.append(rest)
-    return bytes([0xF0]) + bytes(extra) + data
-
-
 def write_eet(entries: list[tuple[str, bytes, int, int]]) -> bytes:
     """Eet v2 file: header (magic, count, 0 dictionary entries), 24-byte directory entries
     (offset, size, data size, name offset, name size, flags), names, then data."""
-    header = struct.pack(">III", db.EET_MAGIC_FILE2, len(entries), 0)
+    header = struct.pack(">III", containers.EET_MAGIC_FILE2, len(entries), 0)
     dir_size = 24 * len(entries)
     names = b""
     name_offsets = []
@@ -107,13 +106,13 @@ def write_rcc(files: dict[str, tuple[bytes, int]], version: int = 3) -> bytes:
         first = len(nodes)
         nodes.extend([b""] * len(children))
         offset = name_offset(name) if index else 0
-        nodes[index] = struct.pack(">IHII", offset, db.RCC_DIRECTORY, len(children), first) + node_tail
+        nodes[index] = struct.pack(">IHII", offset, containers.RCC_DIRECTORY, len(children), first) + node_tail
         for k, (child, value) in enumerate(sorted(children.items())):
             if isinstance(value, dict):
                 queue.append((first + k, child, value))
             else:
                 payload, flags = value
-                if flags & db.RCC_COMPRESSED:
+                if flags & containers.RCC_COMPRESSED:
                     payload = struct.pack(">I", len(payload)) + zlib.compress(payload)
                 nodes[first + k] = struct.pack(">IHHHI", name_offset(child), flags, 0, 0, len(data)) + node_tail
                 data.extend(struct.pack(">I", len(payload)) + payload)
@@ -133,28 +132,22 @@ def write_rcc(files: dict[str, tuple[bytes, int]], version: int = 3) -> bytes:
 # --------------------------------------------------------------------------------------------
 
 
-def test_lz4_literals_and_overlapping_match():
-    assert db.lz4_block_decompress(lz4_literals(b"x" * 300), 300) == b"x" * 300
-    # token: 4 literals, match length 8 (4 + 4); offset 4 -> "abcd" repeated; then last literals
-    block = bytes([0x44]) + b"abcd" + bytes([4, 0]) + bytes([0x10]) + b"!"
-    assert db.lz4_block_decompress(block, 13) == b"abcdabcdabcd!"
-    # offset 1 run-length copy with an extended match length (15 + 5 + 4 = 24)
-    block = bytes([0x1F]) + b"z" + bytes([1, 0, 5]) + bytes([0x00])
-    assert db.lz4_block_decompress(block, 25) == b"z" * 25
-    with pytest.raises(db.FormatError):
-        db.lz4_block_decompress(bytes([0x44]) + b"abcd" + bytes([9, 0]), 12)  # offset too far
-    with pytest.raises(db.FormatError):
-        db.lz4_block_decompress(lz4_literals(b"abc"), 4)  # wrong size
-
-
 def test_find_jpegs_in_junk_baseline_and_progressive():
     a = photo_bytes((64, 48), 1)
     b = photo_bytes((40, 40), 2, progressive=True, quality=80)
     blob = b"junk\xff\xd8\xff\x00half" + a + b"\x00" * 7 + b + b"tail\xff\xd8"
-    found = db.find_jpegs(blob)
+    found = containers.find_jpegs(blob)
     assert found == [a, b]
-    assert db.jpeg_end(a) == len(a)
-    assert db.find_jpegs(a[: len(a) // 2]) == []  # truncated: no EOI
+    assert containers.jpeg_end(a) == len(a)
+    assert containers.find_jpegs(a[: len(a) // 2]) == []  # truncated: no EOI
+
+
+def lz4(data: bytes) -> bytes:
+    """A raw LZ4 block (no size header), as Eet stores it."""
+    return lz4_block.compress(data, store_size=False)
+
+
+COMPRESSED = containers.EET_FLAG_COMPRESSED
 
 
 def test_eet_reader_finds_raw_zlib_and_lz4_jpegs():
@@ -163,26 +156,49 @@ def test_eet_reader_finds_raw_zlib_and_lz4_jpegs():
     alpha_lossy = struct.pack(">III", 0xBEEFF00D, len(small), 0) + small
     entries = [
         ("edje/images/0", big, 0, len(big)),
-        ("edje/images/1", zlib.compress(small), db.EET_FLAG_COMPRESSED | (9 << 3), len(small)),
+        ("edje/images/1", zlib.compress(small), COMPRESSED | (9 << 3), len(small)),
         ("edje/images/2", lossless, 0, len(lossless)),
-        ("edje/images/3", lz4_literals(alpha_lossy), db.EET_FLAG_COMPRESSED | (10 << 3), len(alpha_lossy)),
-        ("edje/alias", b"edje/images/0\0", db.EET_FLAG_ALIAS, 14),
-        ("edje/file", zlib.compress(b"CHKd" * 10), db.EET_FLAG_COMPRESSED | (9 << 3), 40),
+        ("edje/images/3", lz4(alpha_lossy), COMPRESSED | (10 << 3), len(alpha_lossy)),
+        ("edje/images/4", lz4(small), COMPRESSED | (11 << 3), len(small)),  # LZ4HC: the same block format
+        ("edje/alias", b"edje/images/0\0", containers.EET_FLAG_ALIAS, 14),
+        ("edje/file", zlib.compress(b"CHKd" * 10), COMPRESSED | (9 << 3), 40),
     ]
     blob = write_eet(entries)
-    directory = db.read_eet_directory(blob)
+    directory = containers.read_eet_directory(blob)
     assert [e.name for e in directory] == [e[0] for e in entries]
-    assert db.eet_read_entry(blob, directory[5]) == b"CHKd" * 10
-    assert list(db.eet_jpegs(blob)) == [("edje/images/0", big), ("edje/images/1", small), ("edje/images/3", small)]
+    assert containers.eet_read_entry(blob, directory[6]) == b"CHKd" * 10
+    assert containers.eet_read_entry(blob, directory[3]) == alpha_lossy
+    assert list(containers.eet_jpegs(blob)) == [
+        ("edje/images/0", big), ("edje/images/1", small), ("edje/images/3", small), ("edje/images/4", small),
+    ]
+
+
+def test_eet_entries_that_do_not_decompress_are_format_errors_and_skipped():
+    good = photo_bytes((64, 64), 5)
+    text = b"abcdefgh" * 40
+    entries = [
+        ("lz4/short", lz4(text), COMPRESSED | (10 << 3), len(text) + 1),  # decodes to fewer bytes
+        ("lz4/garbage", b"\xff" * 20, COMPRESSED | (10 << 3), 100),
+        ("zlib/garbage", b"not zlib", COMPRESSED | (9 << 3), 8),
+        ("ciphered", good, containers.EET_FLAG_CIPHERED, len(good)),
+        ("image", good, 0, len(good)),
+    ]
+    blob = write_eet(entries)
+    directory = containers.read_eet_directory(blob)
+    for entry, match in zip(directory, ("decompressed to", "Eet entry 'lz4/garbage'", "Eet entry 'zlib/garbage'",
+                                        "ciphered")):
+        with pytest.raises(FormatError, match=match):
+            containers.eet_read_entry(blob, entry)
+    assert list(containers.eet_jpegs(blob)) == [("image", good)]
 
 
 def test_eet_reader_rejects_other_files():
-    with pytest.raises(db.FormatError, match="not an Eet"):
-        db.read_eet_directory(b"PK\x03\x04" + bytes(20))
+    with pytest.raises(FormatError, match="not an Eet"):
+        containers.read_eet_directory(b"PK\x03\x04" + bytes(20))
     bad = bytearray(write_eet([("x", b"abc", 0, 3)]))
     struct.pack_into(">I", bad, 12, 10_000)  # data offset past the end
-    with pytest.raises(db.FormatError, match="outside"):
-        db.read_eet_directory(bytes(bad))
+    with pytest.raises(FormatError, match="outside"):
+        containers.read_eet_directory(bytes(bad))
 
 
 @pytest.mark.parametrize("version", [1, 2, 3])
@@ -190,21 +206,21 @@ def test_rcc_reader_walks_tree_and_decompresses(version):
     jpg, png = photo_bytes((40, 30), 5), photo_bytes((20, 20), 6, fmt="PNG")
     files = {
         "gcompris/src/activities/erase/resource/gorilla.jpg": (jpg, 0),
-        "gcompris/src/activities/erase/resource/sub/bird.png": (png, db.RCC_COMPRESSED),
-        "gcompris/src/activities/erase/Erase.qml": (b"import QtQuick 2.12\n", db.RCC_COMPRESSED),
+        "gcompris/src/activities/erase/resource/sub/bird.png": (png, containers.RCC_COMPRESSED),
+        "gcompris/src/activities/erase/Erase.qml": (b"import QtQuick 2.12\n", containers.RCC_COMPRESSED),
         "README": (b"hello", 0),
     }
-    found = dict(db.read_rcc(write_rcc(files, version)))
+    found = dict(containers.read_rcc(write_rcc(files, version)))
     assert found == {"/" + p: payload for p, (payload, _) in files.items()}
 
 
 def test_rcc_reader_rejects_bad_files():
-    with pytest.raises(db.FormatError, match="qres"):
-        list(db.read_rcc(b"RIFF" + bytes(40)))
+    with pytest.raises(FormatError, match="qres"):
+        list(containers.read_rcc(b"RIFF" + bytes(40)))
     blob = bytearray(write_rcc({"a/b.jpg": (b"x" * 10, 0)}))
     blob[4:8] = struct.pack(">I", 9)
-    with pytest.raises(db.FormatError, match="version"):
-        list(db.read_rcc(bytes(blob)))
+    with pytest.raises(FormatError, match="version"):
+        list(containers.read_rcc(bytes(blob)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -213,26 +229,28 @@ def test_rcc_reader_rejects_bad_files():
 
 
 def test_photographic_filter():
-    config = db.FilterConfig()
-    photo = db.image_stats(photo_bytes((400, 300)))
-    assert db.rejection_reason(photo, config, max_flat=0.035) is None
-    drawing = db.image_stats(drawing_bytes())
-    assert "colours" in db.rejection_reason(drawing, config)
-    small = db.image_stats(photo_bytes((300, 200)))
-    assert "short side" in db.rejection_reason(small, config)
+    config = filters.FilterConfig()
+    photo = filters.image_stats(photo_bytes((400, 300)))
+    assert filters.rejection_reason(photo, config, max_flat=0.035) is None
+    drawing = filters.image_stats(drawing_bytes())
+    assert "colours" in filters.rejection_reason(drawing, config)
+    small = filters.image_stats(photo_bytes((300, 200)))
+    assert "short side" in filters.rejection_reason(small, config)
     rgba = Image.open(io.BytesIO(photo_bytes((300, 300), fmt="PNG"))).convert("RGBA")
     rgba.putalpha(Image.new("L", rgba.size, 0).resize(rgba.size))
     buf = io.BytesIO()
     rgba.save(buf, "PNG")
-    assert "transparent" in db.rejection_reason(db.image_stats(buf.getvalue()), config)
+    assert "transparent" in filters.rejection_reason(filters.image_stats(buf.getvalue()), config)
 
 
 def test_texture_map_names():
-    assert db.is_texture_map("textures/tex_nature/rock001_nm.png")
-    assert db.is_texture_map("textures/tex_misc/box_gloss.jpg")
-    assert db.is_texture_map("textures/tex_misc/wall_h.jpg")
-    assert not db.is_texture_map("textures/tex_ctp1/bricks_g_1.jpg")
-    assert not db.is_texture_map("textures/tex_nature/grass004.jpg")
+    ufoai = next(s for s in catalogue.load_catalogue() if s.package == "ufoai-textures")
+    suffixes = ufoai.extract.keywords["map_suffixes"]
+    assert catalogue.is_texture_map("textures/tex_nature/rock001_nm.png", suffixes)
+    assert catalogue.is_texture_map("textures/tex_misc/box_gloss.jpg", suffixes)
+    assert catalogue.is_texture_map("textures/tex_misc/wall_h.jpg", suffixes)
+    assert not catalogue.is_texture_map("textures/tex_ctp1/bricks_g_1.jpg", suffixes)
+    assert not catalogue.is_texture_map("textures/tex_nature/grass004.jpg", suffixes)
 
 
 COPYRIGHT = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
@@ -256,30 +274,42 @@ License: GPL-2+
 
 
 def test_license_summary():
-    assert db.license_summary(COPYRIGHT, ["usr/share/backgrounds/mate/nature/Blinds.jpg"]) == "CC-BY-SA-4.0"
-    assert db.license_summary(COPYRIGHT, ["usr/share/backgrounds/aitzgorri_by_Aitzol_Berasategi.jpg"]) == "CC-BY-SA-4.0"
-    assert db.license_summary(COPYRIGHT, ["usr/share/x.rcc!gcompris/src/activities/erase/resource/a.webp"]) == "CC0-1.0"
-    assert db.license_summary(COPYRIGHT, ["usr/share/other/Storm.jpg"]) == "GPL-2+"
+    assert licence_for(COPYRIGHT, ["usr/share/backgrounds/mate/nature/Blinds.jpg"]) == "CC-BY-SA-4.0"
+    assert licence_for(COPYRIGHT, ["usr/share/backgrounds/aitzgorri_by_Aitzol_Berasategi.jpg"]) == "CC-BY-SA-4.0"
+    assert licence_for(COPYRIGHT, ["usr/share/x.rcc!gcompris/src/activities/erase/resource/a.webp"]) == "CC0-1.0"
+    assert licence_for(COPYRIGHT, ["usr/share/other/Storm.jpg"]) == "GPL-2+"
     legacy = "This package was debianized by X.\n\nLicense: LGPL-2.1\n"
-    assert db.license_summary(legacy, ["a.jpg"]) == "LGPL-2.1"
-    assert db.license_summary("Licensed under the GNU GPL version 2.\n", ["a.jpg"]).startswith("Licensed under")
+    assert licence_for(legacy, ["a.jpg"]) == "LGPL-2.1"
+    assert licence_for("Licensed under the GNU GPL version 2.\n", ["a.jpg"]).startswith("Licensed under")
 
 
-def test_sources_keep_validation_packages_out_of_train():
-    db.check_sources(db.SOURCES)
-    val = {s.package for s in db.SOURCES if s.split == "val"}
-    train = {s.package for s in db.SOURCES if s.split == "train"}
+def test_catalogue_keeps_validation_packages_out_of_train():
+    sources = catalogue.load_catalogue()
+    val = {s.package for s in sources if s.split == "val"}
+    train = {s.package for s in sources if s.split == "train"}
     assert val == {"opencv-doc", "palapeli-data"}
-    assert not val & train
-    twice = [db.Source("p", "train", "photo", lambda r: iter(())), db.Source("p", "val", "photo", lambda r: iter(()))]
-    with pytest.raises(ValueError, match="listed twice"):
-        db.check_sources(twice)
+    assert not val & train and len(sources) == 10
+    assert [s.package for s in sources if s.kind == "texture"] == ["ufoai-textures"]
+    twice = [catalogue.Source("p", "train", "photo", lambda r: iter(())),
+             catalogue.Source("p", "val", "photo", lambda r: iter(()))]
+    with pytest.raises(CatalogueError, match="listed twice"):
+        catalogue.check_sources(twice)
 
 
-def test_manifest_refuses_train_rows_outside_train(tmp_path):
-    row = dict.fromkeys(db.MANIFEST_FIELDS, "")
-    with pytest.raises(db.DataBuildError):
-        db.write_manifest(tmp_path, [{**row, "split": "train", "file": "val/photos/x.jpg"}])
+@pytest.mark.parametrize("entry, message", [
+    ('package = "p"\nsplit = "val"\nkind = "photo"\nextract = "unzip"', "unknown extract 'unzip'"),
+    ('package = "p"\nsplit = "val"\nkind = "photo"\nextract = "files"\n[source.args]\npatern = "*.jpg"',
+     "arguments of files"),
+    ('package = "p"\nsplit = "test"\nkind = "photo"\nextract = "files"\n[source.args]\npattern = "*.jpg"',
+     "split must be"),
+    ('package = "p"\nsplit = "val"\nextract = "files"\ncolour = 1', "unknown keys colour; missing kind"),
+])
+def test_a_wrong_catalogue_entry_is_named(tmp_path, entry, message):
+    path = tmp_path / "packages.toml"
+    path.write_text(f"[[source]]\n{entry}\n")
+    with pytest.raises(CatalogueError, match=message) as info:
+        catalogue.load_catalogue(path)
+    assert "source 1 (p)" in str(info.value) or "split must be" in message
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,12 +362,12 @@ def fake_apt(tmp_path, monkeypatch):
 
 def fake_sources():
     def pick(root):
-        return db._files(root, "usr/share/pics/*")
+        return catalogue.files(root, "usr/share/pics/*")
 
     return (
-        db.Source("fake-val", "val", "photo", pick),
-        db.Source("fake-train", "train", "photo", pick),
-        db.Source("fake-missing", "train", "photo", pick),
+        catalogue.Source("fake-val", "val", "photo", pick),
+        catalogue.Source("fake-train", "train", "photo", pick),
+        catalogue.Source("fake-missing", "train", "photo", pick),
     )
 
 
@@ -357,8 +387,8 @@ def test_build_pipeline_split_idempotence_and_failures(tmp_path, fake_apt):
         "usr/share/pics/broken.jpg": b"\xff\xd8\xff\xe0garbage",
     })
     out = tmp_path / "set"
-    with pytest.raises(db.PackageDownloadError, match="fake-missing") as info:
-        db.build_dataset(out, sources=fake_sources(), progress=False)
+    with pytest.raises(PackageDownloadError, match="fake-missing") as info:
+        build_photoset(out, sources=fake_sources(), progress=False)
     assert info.value.report.built == ["fake-val", "fake-train"]
 
     rows = list(csv.DictReader((out / "manifest.csv").open()))
@@ -378,14 +408,14 @@ def test_build_pipeline_split_idempotence_and_failures(tmp_path, fake_apt):
 
     # second run: built packages are skipped without downloading; the missing one still fails
     calls = log.read_text().count("download")
-    with pytest.raises(db.PackageDownloadError):
-        db.build_dataset(out, sources=fake_sources(), progress=False)
+    with pytest.raises(PackageDownloadError):
+        build_photoset(out, sources=fake_sources(), progress=False)
     assert log.read_text().count("download") == calls + 1  # only fake-missing was asked for
     assert list(csv.DictReader((out / "manifest.csv").open())) == rows
 
     # a deleted output file makes its package build again, from the .deb cache
     (out / "train/photos/fake-train/Blinds.jpg").unlink()
-    report = db.build_dataset(out, sources=fake_sources()[:2], progress=False)
+    report = build_photoset(out, sources=fake_sources()[:2], progress=False)
     assert report.built == ["fake-train"] and report.skipped == ["fake-val"]
     assert log.read_text().count("download") == calls + 1
     assert (out / "train/photos/fake-train/Blinds.jpg").is_file()
@@ -399,8 +429,8 @@ def test_validation_content_built_later_is_removed_from_train(tmp_path, fake_apt
     make_deb(repo, "fake-val", {"usr/share/pics/same.jpg": shared})
     out = tmp_path / "set"
     val, train, _ = fake_sources()
-    db.build_dataset(out, sources=[train], progress=False)
-    report = db.build_dataset(out, sources=[val, train], progress=False)
+    build_photoset(out, sources=[train], progress=False)
+    report = build_photoset(out, sources=[val, train], progress=False)
     assert report.skipped == ["fake-train"]
     files = sorted(r["file"] for r in report.rows)
     assert files == ["train/photos/fake-train/b.jpg", "val/photos/fake-val/same.jpg"]
@@ -411,42 +441,67 @@ def test_missing_apt_get_is_a_clear_error(tmp_path, monkeypatch, capsys):
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    with pytest.raises(db.ToolMissingError, match="apt-get"):
-        db.build_dataset(tmp_path / "set", sources=fake_sources()[:1], progress=False)
-    code = cli_main(["data", "build", "--out", str(tmp_path / "set2"), "--only", "palapeli-data", "--no-progress"])
+    with pytest.raises(ToolMissingError, match="apt-get"):
+        build_photoset(tmp_path / "set", sources=fake_sources()[:1], progress=False)
+    code = photoset_main(["build", "--out", str(tmp_path / "set2"), "--only", "palapeli-data", "--no-progress"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert "apt-get" in err and "dpkg-deb" in err
-
-
-def test_compact_copy(tmp_path):
-    src = tmp_path / "set"
-    photo = src / "train/photos/p/big.png"
-    texture = src / "train/textures/t/tex.jpg"
-    for path, data in ((photo, photo_bytes((900, 600), 1, "PNG")), (texture, photo_bytes((512, 512), 2))):
-        path.parent.mkdir(parents=True)
-        path.write_bytes(data)
-    base = dict.fromkeys(db.MANIFEST_FIELDS, "x")
-    rows = [
-        {**base, "split": "train", "file": "train/photos/p/big.png", "kind": "photo"},
-        {**base, "split": "train", "file": "train/textures/t/tex.jpg", "kind": "texture"},
-    ]
-    db.write_manifest(src, rows)
-    out = tmp_path / "small"
-    new = db.compact_dataset(src, out, short_side=128, texture_short_side=64, progress=False)
-    assert [r["file"] for r in new] == ["train/photos/p/big.jpg", "train/textures/t/tex.jpg"]
-    with Image.open(out / "train/photos/p/big.jpg") as im:
-        assert im.format == "JPEG" and im.size == (192, 128)
-    with Image.open(out / "train/textures/t/tex.jpg") as im:
-        assert im.size == (64, 64)
-    assert (out / "train.flist").read_text().split() == [r["file"] for r in new]
-    again = db.compact_dataset(src, out, short_side=128, texture_short_side=64, progress=False)
-    assert again == new
+    # the same from the command line of a source checkout
+    result = subprocess.run([sys.executable, "-m", "tools.photoset", "build", "--out", str(tmp_path / "set3"),
+                             "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PATH": str(empty)})
+    assert result.returncode == 2 and result.stderr.startswith("photoset: error: apt-get and dpkg-deb not found")
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.slow
 def test_real_download_of_a_small_package(tmp_path):
     """Needs apt sources and network: builds the 5 palapeli validation photos."""
-    report = db.build_dataset(tmp_path / "set", packages=["palapeli-data"], progress=False)
+    report = build_photoset(tmp_path / "set", packages=["palapeli-data"], progress=False)
     assert report.counts() == {"val/photo": 5}
     assert all(r["license"] for r in report.rows)
+
+
+def test_catalogue_extractors_on_unpacked_packages(tmp_path):
+    """Each package's extractor, with its arguments from packages.toml, on a tree laid out as
+    the package installs it."""
+    sources = {s.package: s for s in catalogue.load_catalogue()}
+    small, large = photo_bytes((320, 288), 30), photo_bytes((400, 360), 31)
+    tree = {
+        "usr/share/wallpapers/Kite/contents/images/1920x1080.jpg": small,
+        "usr/share/wallpapers/Kite/contents/images/3840x2160.jpg": large,
+        "usr/share/backgrounds/Fossa_by_Jasper_Roks.jpg": small,  # painted: left out
+        "usr/share/backgrounds/aitzgorri_by_Aitzol_Berasategi.jpg": large,
+        "usr/share/enlightenment/data/backgrounds/Bamboo.edj": write_eet([
+            ("images/0", small, 0, len(small)),
+            ("images/1", lz4(large), COMPRESSED | (10 << 3), len(large)),
+        ]),
+        "usr/share/gcompris-qt/rcc/erase.rcc": write_rcc({
+            "gcompris/src/activities/erase/resource/back/gorilla.jpg": (small, 0),
+            "gcompris/src/activities/erase/Erase.qml": (b"import QtQuick 2.12\n", 0),
+        }),
+    }
+    for rel, data in tree.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(data)
+    pk3 = tmp_path / "usr/share/games/ufoai/base/0textures.pk3"
+    pk3.parent.mkdir(parents=True)
+    with zipfile.ZipFile(pk3, "w") as archive:
+        for member in ("textures/tex_nature/grass.jpg", "textures/tex_nature/grass_nm.jpg",
+                       "textures/tex_ufo/hull.jpg", "textures/tex_nature/sub/deep.jpg"):
+            archive.writestr(member, small)
+
+    def found(package):
+        return [(c.name, c.source_path, c.data) for c in sources[package].extract(tmp_path)]
+
+    assert found("plasma-workspace-wallpapers") == [
+        ("Kite.jpg", "usr/share/wallpapers/Kite/contents/images/3840x2160.jpg", large)]
+    assert [name for name, *_ in found("lomiri-wallpapers-20.04")] == ["aitzgorri_by_Aitzol_Berasategi.jpg"]
+    assert found("enlightenment-data") == [
+        ("Bamboo.jpg", "usr/share/enlightenment/data/backgrounds/Bamboo.edj!images/1", large)]
+    assert found("gcompris-qt-data") == [(
+        "erase__back__gorilla.jpg",
+        "usr/share/gcompris-qt/rcc/erase.rcc!gcompris/src/activities/erase/resource/back/gorilla.jpg", small)]
+    assert found("ufoai-textures") == [
+        ("tex_nature__grass.jpg", "usr/share/games/ufoai/base/0textures.pk3!textures/tex_nature/grass.jpg", small)]
