@@ -1,11 +1,15 @@
-"""Contextual attention against a deliberately slow reference with explicit loops."""
+"""Contextual attention against a deliberately slow reference with explicit loops, and the
+optimised version against the plain one."""
 
 import itertools
 
 import pytest
 import torch
 
-from deepfill.model.contextual_attention import contextual_attention, flow_to_image
+from deepfill.geometry import Box
+from deepfill.model.contextual_attention import contextual_attention, contextual_attention_fast, flow_to_image
+
+BOTH = pytest.mark.parametrize("attend", [contextual_attention, contextual_attention_fast], ids=["plain", "fast"])
 
 
 def _patch(t: torch.Tensor, y: int, x: int, k: int) -> torch.Tensor:
@@ -73,17 +77,70 @@ def _inputs(seed, batch=2, channels=3, size=(8, 10), dtype=torch.float32):
 
 @pytest.mark.parametrize("fuse", [True, False])
 @pytest.mark.parametrize("with_hole", [True, False])
-@pytest.mark.parametrize("subset", [0.0, 1.0])  # match / paste back with a subset of patches: never, always
+@pytest.mark.parametrize("attend, subset", [(contextual_attention, None),
+                                            # match / paste back with a subset of patches: never, always
+                                            (contextual_attention_fast, 0.0), (contextual_attention_fast, 1.0)],
+                         ids=["plain", "fast", "fast-subsets"])
 @pytest.mark.parametrize("batch", [1, 2])
-def test_matches_slow_reference(fuse, with_hole, subset, batch, monkeypatch):
-    monkeypatch.setattr("deepfill.model.contextual_attention.SUBSET_FRACTION", subset)
+def test_matches_slow_reference(fuse, with_hole, attend, subset, batch, monkeypatch):
+    if subset is not None:
+        monkeypatch.setattr("deepfill.model.contextual_attention.SUBSET_FRACTION", subset)
     f, b, mask = _inputs(0, batch=batch)
     mask = mask if with_hole else None
-    y, flow = contextual_attention(f, b, mask, fuse=fuse, return_flow=True)
+    y, flow = attend(f, b, mask, fuse=fuse, return_flow=True)
     y_ref, flow_ref = reference(f.double(), b.double(), mask.double() if mask is not None else None, fuse=fuse)
     assert y.shape == f.shape
     assert torch.allclose(y.double(), y_ref, atol=1e-5), (y.double() - y_ref).abs().max()
     assert torch.equal(flow, flow_ref)
+
+
+def _pasted_only_from(start: int, stop: int, n: int, rate: int) -> slice:
+    """The pixels that only positions start..stop (of n, at stride ``rate``) paste onto: position
+    p covers pixels rate * p - rate / 2 to rate * p + 3 * rate / 2 (exclusive), clipped to the map."""
+    if stop <= start:
+        return slice(0, 0)
+    return slice(rate * start + rate // 2 if start > 0 else 0, rate * stop - rate // 2 if stop < n else rate * n)
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_fast_version_equals_the_plain_one(seed, monkeypatch):
+    """Random sizes, rates, patch and fuse sizes, per-sample holes (none, small, most or all of the
+    map), self- or cross-attention, patch subsets, bands and regions: the optimised version gives
+    the plain one's output (float64, to 1e-10) and flow wherever its region alone pastes, and a
+    zero flow outside the region."""
+    g = torch.Generator().manual_seed(seed)
+    pick = lambda options: options[int(torch.randint(len(options), (), generator=g))]  # noqa: E731
+    number = lambda low, high: int(torch.randint(low, high, (), generator=g))  # noqa: E731
+    rate, batch, channels = pick([2, 4]), pick([1, 2, 3]), pick([1, 3, 4])
+    hd, wd = number(3, 10), number(3, 10)
+    f = torch.randn(batch, channels, rate * hd, rate * wd, generator=g, dtype=torch.float64)
+    b = f if pick([True, False]) else torch.randn(f.shape, generator=g, dtype=torch.float64)
+    mask = torch.zeros(batch, 1, rate * hd, rate * wd, dtype=torch.float64)
+    for sample in range(batch):
+        kind = pick(["none", "small", "large", "all"])
+        if kind == "all":
+            mask[sample] = 1
+        elif kind != "none":
+            side = 3 if kind == "small" else rate * min(hd, wd) - 2
+            top, left = number(0, rate * hd - side + 1), number(0, rate * wd - side + 1)
+            mask[sample, :, top : top + side, left : left + side] = 1
+    monkeypatch.setattr("deepfill.model.contextual_attention.SUBSET_FRACTION", pick([0.0, 0.9, 1.0]))
+    settings = dict(ksize=pick([1, 3, 5]), rate=rate, fuse_k=pick([3, 5]), fuse=pick([True, False]),
+                    softmax_scale=10.0, return_flow=True, align_corners=pick([False, True]))
+    mask = pick([mask, mask, None])
+    region = pick([None, Box(number(-2, hd), number(-2, wd), number(0, hd + 3), number(0, wd + 3))])
+
+    plain, plain_flow = contextual_attention(f, b, mask, **settings)
+    fast, fast_flow = contextual_attention_fast(f, b, mask, region=region, max_chunk_elements=pick([None, 1, 500]),
+                                                **settings)
+    top, left, bottom, right = region or Box(0, 0, hd, wd)
+    top, left, bottom, right = max(0, top), max(0, left), min(hd, bottom), min(wd, right)
+    rows, cols = _pasted_only_from(top, bottom, hd, rate), _pasted_only_from(left, right, wd, rate)
+    assert torch.allclose(fast[..., rows, cols], plain[..., rows, cols], rtol=0, atol=1e-10)
+    assert torch.equal(fast_flow[..., top:bottom, left:right], plain_flow[..., top:bottom, left:right])
+    outside = torch.ones(hd, wd, dtype=torch.bool)
+    outside[top:bottom, left:right] = False
+    assert not fast_flow[..., outside].any()
 
 
 def test_a_large_hole_leaves_its_inner_patches_out_of_both_gemms(monkeypatch):
@@ -94,7 +151,7 @@ def test_a_large_hole_leaves_its_inner_patches_out_of_both_gemms(monkeypatch):
     f, _, _ = _inputs(5, batch=1, channels=2, size=(32, 32))
     mask = torch.zeros(1, 1, 32, 32)
     mask[..., 4:28, 4:28] = 1  # 12 x 12 positions at rate 2; patches touching it: 14 x 14
-    contextual_attention(f, f, mask)
+    contextual_attention_fast(f, f, mask)
     matching, paste = shapes  # [B, C*3*3, patches], [B, patches, C*4*4]
     assert matching[-1] == 16 * 16 - 12 * 12  # not matched: farther than the fuse radius from a valid patch
     assert paste[-2] == 16 * 16 - 14 * 14  # not pasted: every invalid patch
@@ -102,43 +159,47 @@ def test_a_large_hole_leaves_its_inner_patches_out_of_both_gemms(monkeypatch):
 
 def test_chunked_equals_unchunked():
     f, b, mask = _inputs(1, size=(16, 12))
-    whole, flow_whole = contextual_attention(f, b, mask, return_flow=True)
-    chunked, flow_chunked = contextual_attention(f, b, mask, return_flow=True, max_chunk_elements=1)
+    whole, flow_whole = contextual_attention_fast(f, b, mask, return_flow=True)
+    chunked, flow_chunked = contextual_attention_fast(f, b, mask, return_flow=True, max_chunk_elements=1)
     assert torch.allclose(whole, chunked, atol=1e-6)
     assert torch.equal(flow_whole, flow_chunked)
 
 
-def test_self_attention_shortcut_equals_separate_inputs():
+@BOTH
+def test_self_attention_shortcut_equals_separate_inputs(attend):
     """With f is b the foreground patches are reused from the background's: same result."""
     f, _, mask = _inputs(4, size=(12, 16))
-    shared, flow_shared = contextual_attention(f, f, mask, return_flow=True)
-    separate, flow_separate = contextual_attention(f, f.clone(), mask, return_flow=True)
+    shared, flow_shared = attend(f, f, mask, return_flow=True)
+    separate, flow_separate = attend(f, f.clone(), mask, return_flow=True)
     assert torch.equal(shared, separate)
     assert torch.equal(flow_shared, flow_separate)
 
 
-def test_hole_patches_never_attended():
+@BOTH
+def test_hole_patches_never_attended(attend):
     f, b, mask = _inputs(2, batch=1, size=(12, 12))
     # Make the hole content huge: if any attention reached it, the output would explode.
     b = b + mask * 1e4
-    y, _ = contextual_attention(f, b, mask)
+    y, _ = attend(f, b, mask)
     assert y.abs().max() < 100
 
 
-def test_gradcheck_float64():
+@BOTH
+def test_gradcheck_float64(attend):
     f, b, mask = _inputs(3, batch=1, channels=2, size=(6, 6), dtype=torch.float64)
     f.requires_grad_(True)
     b.requires_grad_(True)
-    fn = lambda f, b: contextual_attention(f, b, mask, softmax_scale=2.0)[0]  # noqa: E731
+    fn = lambda f, b: attend(f, b, mask, softmax_scale=2.0)[0]  # noqa: E731
     assert torch.autograd.gradcheck(fn, (f, b), eps=1e-6, atol=1e-5, fast_mode=True)
 
 
-def test_rejects_bad_shapes():
+@BOTH
+def test_rejects_bad_shapes(attend):
     f = torch.zeros(1, 3, 7, 8)
     with pytest.raises(ValueError, match="rate"):
-        contextual_attention(f, f)
+        attend(f, f)
     with pytest.raises(ValueError, match="mask"):
-        contextual_attention(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8), torch.zeros(1, 1, 4, 4))
+        attend(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8), torch.zeros(1, 1, 4, 4))
 
 
 def test_flow_colours():
@@ -164,9 +225,10 @@ def test_align_corners_downscale_matches_tf_indices():
     assert downscale_nearest(x, (1, 32))[0, 0, 0].long().tolist() == list(range(0, 64, 2))
 
 
-def test_align_corners_attention_runs_with_holes():
+@BOTH
+def test_align_corners_attention_runs_with_holes(attend):
     f, b, mask = _inputs(4, size=(12, 16))
-    y, _ = contextual_attention(f, b, mask, align_corners=True)
+    y, _ = attend(f, b, mask, align_corners=True)
     assert y.shape == f.shape and torch.isfinite(y).all()
 
 

@@ -5,6 +5,12 @@ product; neighbouring scores are propagated (fuse); patches that touch the hole 
 a scaled softmax gives attention weights, and the output is pasted back from the raw
 full-resolution 4x4 background patches by a transposed convolution.
 
+:func:`contextual_attention` is the algorithm as docs/design.md §1 states it, step by step; it is
+the training path. :func:`contextual_attention_fast` computes the same values for inference:
+in bands of foreground rows (bounded memory), with the GEMMs restricted to the background
+patches that can matter, and from a region of foreground positions only (hole-only inference,
+:mod:`deepfill.model.region`). :class:`ContextualAttention` picks one of the two.
+
 Matching and paste-back are written as two batched GEMMs over unfolded patches, which is both
 the fast formulation and the one that handles a batch with a different mask per sample.
 
@@ -24,14 +30,101 @@ from torch import nn
 
 from deepfill.geometry import Box
 
-# Upper bound on the elements of one chunk of the score matrix (fp32: 128 MiB). Larger inputs
-# are processed a band of foreground rows at a time, so 1024 x 1024 fits in bounded memory.
-MAX_CHUNK_ELEMENTS = 2**25
+
+def contextual_attention(
+    f: torch.Tensor,
+    b: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    ksize: int = 3,
+    rate: int = 2,
+    fuse_k: int = 3,
+    softmax_scale: float = 10.0,
+    fuse: bool = True,
+    return_flow: bool = False,
+    align_corners: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Fill ``f`` with patches of ``b``: the plain algorithm, docs/design.md §1 steps 1-8.
+
+    Args:
+        f: foreground features [B, C, H, W]; b: background features [B, C, H, W].
+        mask: [B, 1, H, W], 1 = hole, at the feature resolution; background patches that touch
+            the hole are never attended to. ``None`` means no hole.
+        align_corners: downscale as TF's ``align_corners=True`` nearest (see :func:`downscale_nearest`).
+    Returns:
+        y: [B, C, H, W]. flow: [B, 2, H/rate, W/rate] integer (dy, dx) offset from each
+        downscaled foreground position to the background patch it attends to most, or None.
+    """
+    batch, _, height, width = _check_inputs(f, b, mask, rate)
+    hd, wd = height // rate, width // rate
+    # 1. Raw (2*rate)x(2*rate) background patches at stride rate, one row per position: the
+    # paste-back filters.
+    raw = _patch_rows(b, 2 * rate, rate, rate // 2)  # [B, L, (2*rate)^2*C]
+    # 2. Downscale by nearest neighbour; matching patches are ksize x ksize, stride 1, zero padding.
+    background = _patch_rows(downscale_nearest(b, (hd, wd), align_corners), ksize, 1, ksize // 2)  # [B, L, k*k*C]
+    foreground = background if f is b else _patch_rows(downscale_nearest(f, (hd, wd), align_corners), ksize, 1, ksize // 2)
+    # 3. Valid background patches: the whole ksize x ksize mask patch is known.
+    valid = _valid_patches(mask, b, (hd, wd), ksize, align_corners)[:, None]  # [B, 1, L]
+    # 4. Score every (foreground position, background patch) pair against the unit-length patch.
+    w = background / background.norm(dim=-1, keepdim=True).clamp_min(1e-4)
+    scores = torch.bmm(foreground, w.transpose(1, 2)).float()  # [B, L foreground, L background]
+    # 5. Propagation: add the scores of the co-shifted neighbouring pairs.
+    if fuse:
+        scores = _propagate(scores.view(batch, hd, wd, hd, wd), fuse_k).reshape(batch, hd * wd, hd * wd)
+    # 6. Invalid patches score 0 (they still count in the softmax's normalization, as released);
+    # softmax over background patches with scale λ; invalid patches then weigh 0.
+    attention = torch.softmax(scores * (valid * softmax_scale), dim=-1) * valid
+    # 7. Paste back: each position's weighted sum of raw patches, overlap-added at stride rate;
+    # each pixel is covered by 2x2 patches.
+    pasted = torch.bmm(attention.to(raw.dtype), raw)  # [B, L, (2*rate)^2*C]
+    y = _overlap_add(pasted.view(batch, hd, wd, -1), (0, 0), (height, width), rate) / 4.0
+    # 8. Flow: the offset to the most attended patch.
+    flow = _offsets(attention.argmax(-1).view(batch, hd, wd)) if return_flow else None
+    return y, flow
 
 
-# Match against / paste back from a subset of the background patches only when it is at most
-# this fraction of all (the gather and scatter around the GEMM cost more than a few columns).
-SUBSET_FRACTION = 0.9
+class ContextualAttention(nn.Module):
+    """Self-attention of a feature map (background = foreground), docs/design.md §1.
+
+    Under autograd (training) it runs the plain :func:`contextual_attention`; otherwise, or from
+    a ``region``, :func:`contextual_attention_fast`, which gives the same values in bounded memory.
+    """
+
+    def __init__(
+        self, ksize: int = 3, rate: int = 2, fuse_k: int = 3, softmax_scale: float = 10.0, fuse: bool = True,
+        align_corners: bool = False,
+    ) -> None:
+        super().__init__()
+        self.ksize, self.rate, self.fuse_k = ksize, rate, fuse_k
+        self.softmax_scale, self.fuse, self.align_corners = softmax_scale, fuse, align_corners
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None,
+        return_flow: bool = False,
+        region: Box | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        settings = dict(ksize=self.ksize, rate=self.rate, fuse_k=self.fuse_k, softmax_scale=self.softmax_scale,
+                        fuse=self.fuse, return_flow=return_flow, align_corners=self.align_corners)
+        if region is None and x.requires_grad:
+            return contextual_attention(x, x, mask, **settings)
+        return contextual_attention_fast(x, x, mask, region=region, **settings)
+
+
+# The steps' building blocks, shared by both versions.
+
+
+def _check_inputs(f: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None, rate: int) -> tuple[int, ...]:
+    """[B, C, H, W] of ``b``, after checking that the shapes and the rate fit together."""
+    if f.dim() != 4 or b.shape != f.shape:
+        raise ValueError(f"f and b must be [B, C, H, W] of one shape, got {tuple(f.shape)} and {tuple(b.shape)}")
+    batch, channels, height, width = b.shape
+    if rate < 2 or rate % 2 or height % rate or width % rate:
+        raise ValueError(f"rate must be even and divide the feature size, got rate {rate} for {height}x{width}")
+    if mask is not None and mask.shape != (batch, 1, height, width):
+        raise ValueError(f"mask must be {(batch, 1, height, width)}, got {tuple(mask.shape)}")
+    return batch, channels, height, width
 
 
 def downscale_nearest(x: torch.Tensor, size: tuple[int, int], align_corners: bool = False) -> torch.Tensor:
@@ -50,6 +143,28 @@ def downscale_nearest(x: torch.Tensor, size: tuple[int, int], align_corners: boo
         # std::round (half away from zero) on non-negative values, clamped like TF.
         indices.append(torch.floor(positions + 0.5).long().clamp_max(n_in - 1).to(x.device))
     return x.index_select(-2, indices[0]).index_select(-1, indices[1])
+
+
+def _patch_rows(x: torch.Tensor, k: int, stride: int, pad: int) -> torch.Tensor:
+    """The k x k patches of ``x`` [B, C, H, W], zero-padded by ``pad``, as rows [B, L, k*k*C].
+
+    Within a row the values are ordered (ky, kx, channel): on a channels-last map (as the
+    generator's are) that copies runs of C contiguous values, ~10x faster than channel-major.
+    """
+    batch, channels = x.shape[:2]
+    patches = F.pad(x, (pad,) * 4).unfold(2, k, stride).unfold(3, k, stride)  # [B, C, Lh, Lw, k, k]
+    return patches.permute(0, 2, 3, 4, 5, 1).reshape(batch, -1, k * k * channels)
+
+
+def _valid_patches(
+    mask: torch.Tensor | None, like: torch.Tensor, size: tuple[int, int], ksize: int, align_corners: bool
+) -> torch.Tensor:
+    """Step 3: float [B, L], 1 where the ksize x ksize patch of the mask downscaled to ``size``
+    is all known (zero padding counts as known)."""
+    if mask is None:
+        return like.new_ones(like.shape[0], size[0] * size[1], dtype=torch.float32)
+    md = downscale_nearest(mask.float(), size, align_corners)
+    return (F.unfold(md, ksize, padding=ksize // 2).sum(1) == 0).float()
 
 
 def _propagate(
@@ -79,7 +194,7 @@ def _propagate(
     return scores
 
 
-def _fold_region(pasted: torch.Tensor, origin: tuple[int, int], size: tuple[int, int], rate: int) -> torch.Tensor:
+def _overlap_add(pasted: torch.Tensor, origin: tuple[int, int], size: tuple[int, int], rate: int) -> torch.Tensor:
     """Overlap-add the (2*rate)^2 patches of a block of positions into a zero [B, C, *size] map.
 
     ``pasted`` is [B, n, m, (2*rate)^2*C] in :func:`_patch_rows` order, for positions
@@ -112,7 +227,26 @@ def _fold_region(pasted: torch.Tensor, origin: tuple[int, int], size: tuple[int,
     return F.pad(block, (0, 0, left, right, top, bottom)).permute(0, 3, 1, 2)
 
 
-def contextual_attention(
+def _offsets(index: torch.Tensor) -> torch.Tensor:
+    """Step 8: the flat patch index [B, Hd, Wd] chosen at each position as (dy, dx) offsets [B, 2, Hd, Wd]."""
+    hd, wd = index.shape[-2:]
+    ys = torch.arange(hd, device=index.device).view(1, hd, 1)
+    xs = torch.arange(wd, device=index.device).view(1, 1, wd)
+    return torch.stack([index // wd - ys, index % wd - xs], dim=1)
+
+
+# The optimised version: the same values, for inference.
+
+# Upper bound on the elements of one chunk of the score matrix (fp32: 128 MiB). Larger inputs
+# are processed a band of foreground rows at a time, so 1024 x 1024 fits in bounded memory.
+MAX_CHUNK_ELEMENTS = 2**25
+
+# Match against / paste back from a subset of the background patches only when it is at most
+# this fraction of all (the gather and scatter around the GEMM cost more than a few columns).
+SUBSET_FRACTION = 0.9
+
+
+def contextual_attention_fast(
     f: torch.Tensor,
     b: torch.Tensor,
     mask: torch.Tensor | None = None,
@@ -127,28 +261,16 @@ def contextual_attention(
     align_corners: bool = False,
     max_chunk_elements: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Fill ``f`` with patches of ``b``.
+    """:func:`contextual_attention` in bands of foreground rows, with the GEMMs restricted to
+    the background patches that can matter, optionally from a ``region`` only.
 
-    Args:
-        f: foreground features [B, C, H, W]; b: background features [B, C, H, W].
-        mask: [B, 1, H, W], 1 = hole, at the feature resolution; background patches that touch
-            the hole are never attended to. ``None`` means no hole.
-        region: a box of downscaled (H/rate, W/rate) foreground positions:
-            attend only from there. The output outside what those positions paste back to is
-            zero and the flow there is 0. ``None`` means everywhere.
-        align_corners: downscale as TF's ``align_corners=True`` nearest (see :func:`downscale_nearest`).
-        max_chunk_elements: bound on one chunk of the score matrix (default ``MAX_CHUNK_ELEMENTS``).
-    Returns:
-        y: [B, C, H, W]. flow: [B, 2, H/rate, W/rate] integer (dy, dx) offset from each
-        downscaled foreground position to the background patch it attends to most, or None.
+    Args (beyond :func:`contextual_attention`'s):
+        region: the box of downscaled (H/rate, W/rate) foreground positions to attend from. The
+            output outside what those positions paste back to is zero and the flow there is 0.
+            ``None`` means everywhere.
+        max_chunk_elements: bound on one band of the score matrix (default ``MAX_CHUNK_ELEMENTS``).
     """
-    if f.dim() != 4 or b.shape != f.shape:
-        raise ValueError(f"f and b must be [B, C, H, W] of one shape, got {tuple(f.shape)} and {tuple(b.shape)}")
-    batch, channels, height, width = b.shape
-    if rate < 2 or rate % 2 or height % rate or width % rate:
-        raise ValueError(f"rate must be even and divide the feature size, got rate {rate} for {height}x{width}")
-    if mask is not None and mask.shape != (batch, 1, height, width):
-        raise ValueError(f"mask must be {(batch, 1, height, width)}, got {tuple(mask.shape)}")
+    batch, _, height, width = _check_inputs(f, b, mask, rate)
 
     # 1. Raw (2*rate)x(2*rate) background patches with stride rate, one row per position: the
     # paste-back matrix.
@@ -164,11 +286,7 @@ def contextual_attention(
     top, left, bottom, right = max(0, top), max(0, left), min(hd, bottom), min(wd, right)
 
     # 3. Valid background patches: the whole ksize x ksize mask patch is known.
-    if mask is None:
-        valid = b.new_ones(batch, locations, dtype=torch.float32)
-    else:
-        md = downscale_nearest(mask.float(), (hd, wd), align_corners)
-        valid = (F.unfold(md, ksize, padding=pad).sum(1) == 0).float()  # [B, Lb]
+    valid = _valid_patches(mask, b, (hd, wd), ksize, align_corners)  # [B, Lb]
 
     # 4. Matching filters: background patches, each normalized to unit length; the foreground
     # patches are the same rows when f is b (self-attention, as in the generator).
@@ -199,7 +317,7 @@ def contextual_attention(
     else:
         w, matched_runs = w[:, matched], _runs(matched)
     if top >= bottom or left >= right:
-        bottom = top  # an empty region: nothing attends, the output is zero
+        bottom, right = top, left  # an empty region: nothing attends, the output is zero
     c0, c1 = max(0, left - radius), min(wd, right + radius)  # columns plus the fuse halo
     chunk_elements = max_chunk_elements or MAX_CHUNK_ELEMENTS
     rows_per_chunk = max(1, chunk_elements // (batch * max(1, c1 - c0) * locations) - 2 * radius)
@@ -212,6 +330,7 @@ def contextual_attention(
     for r0 in range(top, bottom, rows_per_chunk):
         r1 = min(bottom, r0 + rows_per_chunk)
         h0, h1 = max(0, r0 - radius), min(hd, r1 + radius)  # rows plus the fuse halo
+        # 4-5. Scores of the band's positions (and its halo's) and their propagation.
         queries = fg[:, h0:h1, c0:c1].reshape(batch, -1, fg.shape[-1])
         scores = torch.bmm(queries, w.transpose(1, 2)).float()  # [B, rows*cols, Lb or matched]
         if matched is not None:
@@ -235,14 +354,8 @@ def contextual_attention(
         rows = torch.bmm(weights.to(raw.dtype), raw)  # [B, rows*cols, kraw*kraw*C]
         pasted[:, r0 - top : r1 - top] = rows.view(batch, r1 - r0, right - left, -1)
 
-    y = _fold_region(pasted, (top, left), (height, width), rate) / 4.0
-
-    flow = None
-    if flow_index is not None:
-        ys = torch.arange(hd, device=f.device).view(1, hd, 1)
-        xs = torch.arange(wd, device=f.device).view(1, 1, wd)
-        flow = torch.stack([flow_index // wd - ys, flow_index % wd - xs], dim=1)
-    return y, flow
+    y = _overlap_add(pasted, (top, left), (height, width), rate) / 4.0
+    return y, (_offsets(flow_index) if flow_index is not None else None)
 
 
 def _runs(index: torch.Tensor) -> list[tuple[int, int]]:
@@ -278,43 +391,6 @@ def _within(grid: torch.Tensor, radius: int) -> torch.Tensor:
     if radius:
         grid = F.max_pool2d(grid, 2 * radius + 1, stride=1, padding=radius)
     return torch.nonzero(grid.flatten() > 0).squeeze(1)
-
-
-def _patch_rows(x: torch.Tensor, k: int, stride: int, pad: int) -> torch.Tensor:
-    """The k x k patches of ``x`` [B, C, H, W], zero-padded by ``pad``, as rows [B, L, k*k*C].
-
-    Within a row the values are ordered (ky, kx, channel): on a channels-last map (as the
-    generator's are) that copies runs of C contiguous values, ~10x faster than channel-major.
-    """
-    batch, channels = x.shape[:2]
-    patches = F.pad(x, (pad,) * 4).unfold(2, k, stride).unfold(3, k, stride)  # [B, C, Lh, Lw, k, k]
-    return patches.permute(0, 2, 3, 4, 5, 1).reshape(batch, -1, k * k * channels)
-
-
-class ContextualAttention(nn.Module):
-    """Module wrapper around :func:`contextual_attention` (background = foreground)."""
-
-    def __init__(
-        self, ksize: int = 3, rate: int = 2, fuse_k: int = 3, softmax_scale: float = 10.0, fuse: bool = True,
-        align_corners: bool = False,
-    ) -> None:
-        super().__init__()
-        self.ksize, self.rate, self.fuse_k = ksize, rate, fuse_k
-        self.softmax_scale, self.fuse, self.align_corners = softmax_scale, fuse, align_corners
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        mask: torch.Tensor | None,
-        return_flow: bool = False,
-        region: Box | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return contextual_attention(
-            x, x, mask,
-            ksize=self.ksize, rate=self.rate, fuse_k=self.fuse_k,
-            softmax_scale=self.softmax_scale, fuse=self.fuse, return_flow=return_flow, region=region,
-            align_corners=self.align_corners,
-        )
 
 
 def _color_wheel() -> torch.Tensor:
