@@ -8,7 +8,7 @@
 #   4. bbox256 of that export (deepfill only: the baselines' numbers are the CPU's)  -> $OUT/bbox256.csv
 #
 # Prepare here (the device machine has torch, numpy, Pillow, scipy, safetensors, tqdm; no registry):
-#   deepfill data build --out data/photos --compact && mkdir -p .carry && cp -r data/photos512 .carry/
+#   python -m tools.photoset build --out data/photos --compact && mkdir -p .carry && cp -r data/photos512 .carry/
 # Call there, with .carry copied beside the checkout:
 #   OUT=$OUT TRAIN_MINUTES=6 scripts/gpu_benchmark_and_train.sh
 # A smoke run on a CPU here: DEVICE=cpu SMOKE=1 OUT=/tmp/device scripts/gpu_benchmark_and_train.sh

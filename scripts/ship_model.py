@@ -64,7 +64,7 @@ def main() -> None:
         "images_seen": sum(s["images_seen"] for s in history),
         "training_history": history,
         **({"averaged_steps": card["averaged_steps"]} if "averaged_steps" in card else {}),
-        "data": {"built_by": "deepfill data build (Debian packages, docs/design.md §3)", **data_summary(args.manifest)},
+        "data": {"built_by": "tools/photoset (Debian packages, docs/design.md §3)", **data_summary(args.manifest)},
         "data_license_note": "The weights were trained on the photos listed under data.train; their licenses "
                              "(as stated by each Debian package) are listed with them.",
         "evaluation": evaluation,

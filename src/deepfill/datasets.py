@@ -226,7 +226,7 @@ def compact_dataset(
 
     Keeps the folder layout (every image becomes ``.jpg``). A built set's copy gets its own
     manifest and file lists, and its textures (kind "texture") ``texture_short_side`` instead
-    (None: as photos): ~27 MB instead of ~53 MB. Idempotent: images already written are kept.
+    (None: as photos): the photo set's copy is ~32 MB. Idempotent: images already written are kept.
     Returns the copy's rows (``file``, ``width``, ``height``, ``sha1``, and the source's fields).
     """
     src, out = Path(src), Path(out)
