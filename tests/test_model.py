@@ -171,8 +171,8 @@ def test_critics_score_batches():
 
 
 @pytest.mark.parametrize("padding", ["reflect", "zeros"])
-@pytest.mark.parametrize("box", [(40, 80, 100, 150), (0, 20, 0, 30), (150, 160, 180, 200), (60, 68, 4, 196),
-                                 (181, 203, 165, 190)])
+@pytest.mark.parametrize("box", [Box(40, 100, 80, 150), Box(0, 0, 20, 30), Box(150, 180, 160, 200), Box(60, 4, 68, 196),
+                                 Box(181, 165, 203, 190)])
 def test_hole_only_is_exact_inside_the_hole_and_its_ring(box, padding):
     """Encoders, dilated stacks, attention and decoders restricted to the hole's surroundings
     change no pixel of the hole's box grown by EXACT_MARGIN, which compositing reads (the last
@@ -183,7 +183,7 @@ def test_hole_only_is_exact_inside_the_hole_and_its_ring(box, padding):
         p.data.mul_(2)
     x = torch.rand(1, 3, 384, 352) * 2 - 1
     mask = torch.zeros(1, 1, 384, 352)
-    top, bottom, left, right = box
+    top, left, bottom, right = box
     mask[..., top:bottom, left:right] = 1
     with torch.no_grad():
         coarse, full, _ = model(x, mask)

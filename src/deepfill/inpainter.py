@@ -21,6 +21,7 @@ from scipy import ndimage
 
 from deepfill.blending import BLENDS, Blend, composite
 from deepfill.errors import InputError
+from deepfill.geometry import Box
 from deepfill.model.contextual_attention import flow_to_image
 from deepfill.model.generator import Generator
 from deepfill.processing import (
@@ -39,7 +40,6 @@ from deepfill.weights.io import load_generator
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-Box = tuple[int, int, int, int]  # top, left, bottom, right
 ImageInput = Image.Image | np.ndarray | str | Path
 
 
@@ -75,7 +75,7 @@ def hole_regions(hole: np.ndarray, margin_fraction: float = 0.5, min_margin: int
     for rows, cols in ndimage.find_objects(ndimage.label(extent)[0]):
         top, left, bottom, right = rows.start + y0, cols.start + x0, rows.stop + y0, cols.stop + x0
         m = max(min_margin, int(max(bottom - top, right - left) * margin_fraction))
-        boxes.append((max(0, top - m), max(0, left - m), min(height, bottom + m), min(width, right + m)))
+        boxes.append(Box(max(0, top - m), max(0, left - m), min(height, bottom + m), min(width, right + m)))
     cell = 8
     while len(boxes) > 1:
         grid = np.zeros((-(-height // cell), -(-width // cell)), bool)
@@ -86,9 +86,9 @@ def hole_regions(hole: np.ndarray, margin_fraction: float = 0.5, min_margin: int
             break
         merged = []
         for rows, cols in groups:
-            inside = [b for b in boxes if rows.start <= b[0] // cell < rows.stop and cols.start <= b[1] // cell < cols.stop]
-            merged.append((min(b[0] for b in inside), min(b[1] for b in inside),
-                           max(b[2] for b in inside), max(b[3] for b in inside)))
+            inside = [b for b in boxes if rows.start <= b.top // cell < rows.stop and cols.start <= b.left // cell < cols.stop]
+            merged.append(Box(min(b.top for b in inside), min(b.left for b in inside),
+                              max(b.bottom for b in inside), max(b.right for b in inside)))
         boxes = merged
     return boxes
 
@@ -228,7 +228,7 @@ class Inpainter:
             raise InputError("the mask covers the whole image: there are no known pixels to fill from "
                              "(paint only the part to replace)")
         if max(height, width) <= self.max_size:
-            boxes, limit = [(0, 0, height, width)], self.max_size
+            boxes, limit = [Box(0, 0, height, width)], self.max_size
         else:
             boxes, limit = hole_regions(hole), self.crop_size
         for box in boxes:
@@ -246,7 +246,7 @@ class Inpainter:
         filled = rgb.copy()
         flow = np.ones_like(rgb) if return_flow else None
         for (top, left, bottom, right), out, region_flow in self._regions(
-            lambda b: rgb[b[0] : b[2], b[1] : b[3]], hole, return_flow, blend
+            lambda b: rgb[b.top : b.bottom, b.left : b.right], hole, return_flow, blend
         ):
             region_hole = hole[top:bottom, left:right]
             filled[top:bottom, left:right][region_hole] = out[region_hole]

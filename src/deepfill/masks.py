@@ -8,20 +8,28 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-Box = tuple[int, int, int, int]  # top, left, height, width
+
+class Window(NamedTuple):
+    """A fixed-size window of an image by its corner and size (the local critic's crop, a
+    rectangle hole); :class:`deepfill.geometry.Box` is a rectangle by its ends."""
+
+    top: int
+    left: int
+    height: int
+    width: int
 
 
-def random_box(rng: np.random.Generator, height: int, width: int, box: tuple[int, int]) -> Box:
-    """A box of size ``box`` (clipped to the image) at a uniformly random position."""
-    bh, bw = min(box[0], height), min(box[1], width)
+def random_window(rng: np.random.Generator, height: int, width: int, size: tuple[int, int]) -> Window:
+    """A window of ``size`` (clipped to the image) at a uniformly random position."""
+    bh, bw = min(size[0], height), min(size[1], width)
     top = int(rng.integers(0, height - bh + 1))
     left = int(rng.integers(0, width - bw + 1))
-    return top, left, bh, bw
+    return Window(top, left, bh, bw)
 
 
 def rectangle_mask(
@@ -31,21 +39,22 @@ def rectangle_mask(
     max_box: tuple[int, int] = (128, 128),
     max_delta: tuple[int, int] = (16, 16),
     count: int = 1,
-) -> tuple[np.ndarray, list[Box]]:
-    """``count`` random boxes, each side shrunk by up to ``max_delta`` in total.
+) -> tuple[np.ndarray, list[Window]]:
+    """``count`` random rectangles of size ``max_box``, each side shrunk by up to ``max_delta`` in total.
 
-    Mirrors ``random_bbox`` + ``bbox2mask`` of the released v1 code: the box itself (before
-    shrinking) is what the local critic sees. Returns the mask and the unshrunk boxes.
+    Mirrors ``random_bbox`` + ``bbox2mask`` of the released v1 code: the rectangle itself (before
+    shrinking) is what the local critic sees. Returns the mask and the unshrunk windows.
     """
     mask = np.zeros((height, width), np.float32)
-    boxes = []
+    windows = []
     for _ in range(count):
-        top, left, bh, bw = random_box(rng, height, width, max_box)
+        window = random_window(rng, height, width, max_box)
+        top, left, bh, bw = window
         dh = int(rng.integers(0, max_delta[0] // 2 + 1))
         dw = int(rng.integers(0, max_delta[1] // 2 + 1))
         mask[top + dh : top + bh - dh, left + dw : left + bw - dw] = 1.0
-        boxes.append((top, left, bh, bw))
-    return mask, boxes
+        windows.append(window)
+    return mask, windows
 
 
 def brush_stroke_mask(
@@ -136,10 +145,10 @@ def free_form_mask(rng: np.random.Generator, height: int, width: int, kind: str,
     return irregular_mask(rng, height, width, **params)
 
 
-def hole_box(mask: np.ndarray, box: tuple[int, int]) -> Box:
-    """A ``box``-sized window (clipped to the image) centred on the hole's bounding box."""
+def hole_window(mask: np.ndarray, size: tuple[int, int]) -> Window:
+    """A window of ``size`` (clipped to the image) centred on the hole's bounding box."""
     height, width = mask.shape
-    bh, bw = min(box[0], height), min(box[1], width)
+    bh, bw = min(size[0], height), min(size[1], width)
     rows, cols = np.nonzero(mask > 0.5)
     if rows.size == 0:
         cy, cx = height // 2, width // 2
@@ -147,7 +156,7 @@ def hole_box(mask: np.ndarray, box: tuple[int, int]) -> Box:
         cy, cx = (rows.min() + rows.max() + 1) // 2, (cols.min() + cols.max() + 1) // 2
     top = int(np.clip(cy - bh // 2, 0, height - bh))
     left = int(np.clip(cx - bw // 2, 0, width - bw))
-    return top, left, bh, bw
+    return Window(top, left, bh, bw)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,8 +165,8 @@ class MaskSampler:
 
     ``kind`` picks rectangles, free-form holes, or either with equal odds. A free-form hole is,
     with equal odds, a thin, medium or thick ``free_form_mask`` (the evaluation's kinds) or
-    DeepFill v2 brush strokes. ``sample`` returns the mask and the local-critic box (half the
-    image side, as 128 of 256 in the paper).
+    DeepFill v2 brush strokes. ``sample`` returns the mask and the local critic's window (half
+    the image side, as 128 of 256 in the paper).
     """
 
     height: int = 256
@@ -167,7 +176,7 @@ class MaskSampler:
     max_box_fraction: float = 0.5
     max_delta: int = 16
 
-    def sample(self, seed: int | np.random.Generator) -> tuple[np.ndarray, Box]:
+    def sample(self, seed: int | np.random.Generator) -> tuple[np.ndarray, Window]:
         rng = np.random.default_rng(seed)
         local = (self.height // 2, self.width // 2)
         kind = self.kind
@@ -176,14 +185,14 @@ class MaskSampler:
         if kind == "rect":
             max_box = (int(self.height * self.max_box_fraction), int(self.width * self.max_box_fraction))
             count = int(rng.integers(1, self.max_rectangles + 1))
-            mask, boxes = rectangle_mask(rng, self.height, self.width, max_box, (self.max_delta,) * 2, count)
+            mask, windows = rectangle_mask(rng, self.height, self.width, max_box, (self.max_delta,) * 2, count)
             if count == 1 and max_box == local:
-                return mask, boxes[0]
-            return mask, hole_box(mask, local)
+                return mask, windows[0]
+            return mask, hole_window(mask, local)
         choice = int(rng.integers(0, len(FREE_FORM_KINDS) + 1))
         if choice < len(FREE_FORM_KINDS):
             scale = max(1, min(self.height, self.width) // 256)
             mask = free_form_mask(rng, self.height, self.width, FREE_FORM_KINDS[choice], scale)
         else:
             mask = brush_stroke_mask(rng, self.height, self.width)
-        return mask, hole_box(mask, local)
+        return mask, hole_window(mask, local)

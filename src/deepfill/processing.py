@@ -20,6 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from deepfill.config import DEFAULT_MAX_PIXELS, IMAGE_FORMATS
 from deepfill.errors import InputError, NotAnImageError, SizeMismatchError, TooLargeError
+from deepfill.geometry import Box
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,8 @@ class Picture:
             rgb = np.repeat(rgb, 3, axis=2)
         return np.clip(rgb, 0.0, 1.0)
 
-    def crop(self, box: tuple[int, int, int, int]) -> "Picture":
-        """A view of the (top, left, bottom, right) box."""
+    def crop(self, box: Box) -> "Picture":
+        """A view of the pixels inside ``box``."""
         top, left, bottom, right = box
         alpha = self.alpha[top:bottom, left:right] if self.alpha is not None else None
         return dataclasses.replace(self, pixels=self.pixels[top:bottom, left:right], alpha=alpha)
