@@ -25,6 +25,7 @@ httpx = pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn")
 pytest.importorskip("fastapi")
 from deepfill.config import DEFAULT_MAX_PIXELS  # noqa: E402
+from deepfill.processing import DEFAULT_JPEG_QUALITY  # noqa: E402
 from deepfill.inpainter import Inpainter  # noqa: E402
 from deepfill.server import DEFAULT_QUEUE_SIZE, create_app  # noqa: E402
 from deepfill.server.app import InferenceQueue  # noqa: E402
@@ -121,6 +122,7 @@ def test_health_and_model_card(default_url, inpainter):
     assert health["status"] == "ok" and health["trained"] is Inpainter.from_pretrained(device="cpu").is_trained and health["device"] == "cpu"
     assert health["queue"] == {"capacity": DEFAULT_QUEUE_SIZE + 1, "pending": 0}
     assert health["limits"] == {"max_upload_bytes": 20 * 1024 * 1024, "max_pixels": DEFAULT_MAX_PIXELS}
+    assert health["defaults"] == {"blend": inpainter.blend, "jpeg_quality": DEFAULT_JPEG_QUALITY}
     assert httpx.get(default_url + "/api/v1/model").json() == inpainter.card
 
 
@@ -147,6 +149,23 @@ def test_jpeg_in_jpeg_out(default_url):
     assert 'filename="inpainted.jpg"' in response.headers["content-disposition"]
     result = decode(response)
     assert result.format == "JPEG" and result.size == source.size
+
+
+@pytest.mark.parametrize("how", ["query", "form"])
+def test_jpeg_quality(default_url, how):
+    source, mask = encode(photo(128, 96, seed=1), "JPEG"), encode(rect_mask(128, 96, HOLE))
+    sizes = {}
+    for quality in (20, 95):
+        kwargs = {"params": {"quality": quality}} if how == "query" else {"data": {"quality": str(quality)}}
+        response = post(default_url, source, mask, image_name="photo.jpg", **kwargs)
+        assert response.status_code == 200, response.text
+        sizes[quality] = len(response.content)
+    assert sizes[20] < sizes[95] / 2
+    default = post(default_url, source, mask, image_name="photo.jpg")
+    assert len(default.content) == sizes[95]  # the default is 95
+    for bad in ("0", "101", "high"):
+        kwargs = {"params": {"quality": bad}} if how == "query" else {"data": {"quality": bad}}
+        assert post(default_url, source, mask, **kwargs).status_code in (400, 422)
 
 
 def test_rgba_png_keeps_alpha(default_url):

@@ -40,6 +40,7 @@ from deepfill.config import IMAGE_FORMATS
 from deepfill.errors import InputError, NotAnImageError, SizeMismatchError, TooLargeError
 from deepfill.inpainter import Inpainter
 from deepfill.processing import (
+    DEFAULT_JPEG_QUALITY,
     DEFAULT_MAX_PIXELS,
     Picture,
     mask_from_image,
@@ -48,7 +49,7 @@ from deepfill.processing import (
     save_image,
 )
 from deepfill.runtime import release_freed_memory
-from deepfill.server.schemas import ErrorBody, Health, Limits, ModelCard, QueueState
+from deepfill.server.schemas import Defaults, ErrorBody, Health, Limits, ModelCard, QueueState
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ class _Upload:
     resize_mask: bool
     attention: bool
     blend: str | None  # None: the server's default
+    quality: int  # of JPEG results
     pixels: int = 0  # of the image and the mask, from their headers
 
 
@@ -204,7 +206,15 @@ def _flag(value: bytes | str | None, name: str, default: bool) -> bool:
     raise ApiError(400, "bad_form", f"field {name!r} must be true or false, got {word[:20]!r}")
 
 
-def _upload_from_form(parts: dict[str, bytes], attention: bool, resize_mask: bool, blend: str | None) -> _Upload:
+def _quality(value: bytes | int) -> int:
+    word = value.decode("latin-1").strip() if isinstance(value, bytes) else str(value)
+    if not word.isdigit() or not 1 <= int(word) <= 100:
+        raise ApiError(400, "bad_form", f"field 'quality' must be a whole number from 1 to 100, got {word[:20]!r}")
+    return int(word)
+
+
+def _upload_from_form(parts: dict[str, bytes], attention: bool, resize_mask: bool, blend: str | None,
+                      quality: int) -> _Upload:
     missing = [name for name in ("image", "mask") if not parts.get(name)]
     if missing:
         raise ApiError(400, "missing_field", f"the form lacks {' and '.join(repr(m) for m in missing)} "
@@ -214,7 +224,8 @@ def _upload_from_form(parts: dict[str, bytes], attention: bool, resize_mask: boo
     if blend is not None and blend not in BLENDS:
         raise ApiError(400, "bad_form", f"field 'blend' must be one of {', '.join(BLENDS)}, got {blend[:20]!r}")
     return _Upload(parts["image"], parts["mask"], _flag(parts.get("resize_mask"), "resize_mask", resize_mask),
-                   _flag(parts.get("attention"), "attention", attention), blend)
+                   _flag(parts.get("attention"), "attention", attention), blend,
+                   _quality(parts["quality"] if parts.get("quality") else quality))
 
 
 def _open_upload(data: bytes, max_pixels: int, what: str, decode: bool = True) -> Image.Image:
@@ -230,7 +241,7 @@ def _open_upload(data: bytes, max_pixels: int, what: str, decode: bool = True) -
         raise ApiError(400, "corrupt_image", str(exc)) from None
 
 
-def _encode(image: Image.Image, format_name: str) -> tuple[bytes, str]:
+def _encode(image: Image.Image, format_name: str, quality: int) -> tuple[bytes, str]:
     """Encode in ``format_name``, or PNG when Pillow cannot write that format or this mode in it.
 
     Returns (bytes, media type).
@@ -241,7 +252,7 @@ def _encode(image: Image.Image, format_name: str) -> tuple[bytes, str]:
     try:
         if format_name not in Image.SAVE:
             raise KeyError(format_name)
-        save_image(image, buffer, format_name)
+        save_image(image, buffer, format_name, quality=quality)
     except (OSError, ValueError, KeyError) as exc:  # e.g. RGBA into PPM
         log.info("cannot write %s as %s (%s); answering PNG", image.mode, format_name, exc)
         format_name, buffer = "PNG", io.BytesIO()
@@ -368,7 +379,7 @@ def create_app(
         del picture, hole
         image, format_name = (attention, "PNG") if upload.attention else (filled.to_image(), format_name)
         del filled, attention
-        return _encode(image, format_name)
+        return _encode(image, format_name, upload.quality)
 
     def run_job(upload: _Upload) -> tuple[bytes, str, float]:
         """On the inference thread: everything decoded for the job lives only inside ``fill``."""
@@ -396,6 +407,7 @@ def create_app(
             device=str(inpainter.device),
             queue=QueueState(capacity=queue.capacity, pending=queue.pending),
             limits=Limits(max_upload_bytes=max_bytes, max_pixels=max_pixels),
+            defaults=Defaults(blend=inpainter.blend, jpeg_quality=DEFAULT_JPEG_QUALITY),
         )
 
     @app.get("/api/v1/model", response_model=ModelCard, response_model_exclude_unset=True, tags=["api"])
@@ -426,6 +438,8 @@ def create_app(
                 "blend": {"type": "string", "enum": list(BLENDS),
                           "description": "poisson: gradient-domain compositing (no seam); none: the prediction "
                                          "pasted as it is (default: the server's, deepfill serve --blend)"},
+                "quality": {"type": "integer", "minimum": 1, "maximum": 100, "default": DEFAULT_JPEG_QUALITY,
+                            "description": "JPEG quality of the result when the image is a JPEG (1-100)"},
             },
         }}}}},
     )
@@ -434,6 +448,7 @@ def create_app(
         attention: bool = Query(False, description="return the attention map (PNG) instead of the filled image"),
         resize_mask: bool = Query(False, description="resize a mask whose size differs from the image"),
         blend: Literal["poisson", "none"] | None = Query(None, description="poisson or none (default: the server's)"),
+        quality: int = Query(DEFAULT_JPEG_QUALITY, description="JPEG quality of the result (1-100)"),
     ) -> Response:
         """Fill the white pixels of ``mask`` in ``image``. Form fields or query parameters set the options."""
         # The queue place is taken once the body is in: slow uploads do not hold it. Bodies being
@@ -449,7 +464,7 @@ def create_app(
                                "(deepfill serve --upload-timeout)") from None
             except ClientDisconnect:  # nobody to answer; not a server failure worth a traceback
                 raise ApiError(400, "client_disconnected", "the client closed the connection mid-upload") from None
-        upload = _upload_from_form(parts, attention, resize_mask, blend)
+        upload = _upload_from_form(parts, attention, resize_mask, blend, _quality(quality))
         del parts
         await run_in_threadpool(check_headers, upload)
         queue.reserve()

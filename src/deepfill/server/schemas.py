@@ -22,6 +22,11 @@ class Limits(BaseModel):
     max_pixels: int = Field(description="largest width x height accepted for the image and for the mask")
 
 
+class Defaults(BaseModel):
+    blend: str = Field(description="the compositing used when a request names none (deepfill serve --blend)")
+    jpeg_quality: int = Field(description="the JPEG quality of results when a request names none")
+
+
 class Health(BaseModel):
     status: str = Field(description="always 'ok' while the server answers")
     model: str = Field(description="the model card's name")
@@ -29,6 +34,7 @@ class Health(BaseModel):
     device: str
     queue: QueueState
     limits: Limits
+    defaults: Defaults
 
 
 class ModelCard(BaseModel):

@@ -1,37 +1,74 @@
-// deepfill page: paint a mask over a photo, send both to POST /api/v1/inpaint, show the result.
-// The mask canvas has the photo's full resolution; CSS scales it with the photo. Strokes are kept
-// as vector operations (in image pixels), so undo/redo replays them instead of storing bitmaps.
+// deepfill page: paint a mask over a photo, send both to POST /api/v1/inpaint, show the result,
+// paint again on it for another pass.
+//
+// The mask canvas has the photo's full resolution; CSS scales it with the photo (zoom and pan
+// move and size the frame holding both). The history is one list of operations in image pixels:
+// strokes, clears, loaded masks and passes (an Inpaint and its result). The image shown is the
+// last pass's result (or the original), and the mask is what was painted since that pass, so
+// undo walks back through strokes and passes alike, down to the original.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const els = {
-  open: $("open"), file: $("file"), brush: $("brush"), eraser: $("eraser"), size: $("size"), sizeValue: $("size-value"),
+  open: $("open"), file: $("file"), openMask: $("open-mask"), maskFile: $("mask-file"),
+  brush: $("brush"), eraser: $("eraser"), size: $("size"), sizeValue: $("size-value"),
   undo: $("undo"), redo: $("redo"), clear: $("clear"), inpaint: $("inpaint"), compare: $("compare"),
-  attentionToggle: $("attention-toggle"), reuse: $("reuse"), download: $("download"),
+  attentionToggle: $("attention-toggle"), download: $("download"),
+  zoomIn: $("zoom-in"), zoomOut: $("zoom-out"), zoomFit: $("zoom-fit"), blend: $("blend"), quality: $("quality"),
   stage: $("stage"), placeholder: $("placeholder"), frame: $("frame"), photo: $("photo"),
   attention: $("attention"), mask: $("mask"), cursor: $("cursor"), status: $("status"),
-  info: $("info"), model: $("model"),
+  info: $("info"), model: $("model"), notice: $("notice"), noticeText: $("notice-text"),
+  noticeClose: $("notice-close"), progress: $("progress"), progressText: $("progress-text"),
 };
 const HOLE_COLOUR = "#ff2d55";
+const MARGIN = 12;          // screen pixels kept around the fitted image
+const MAX_PIXEL_SIZE = 16;  // the closest zoom: one image pixel as 16 screen pixels
 const ctx = els.mask.getContext("2d");
 
 const state = {
-  source: null,     // {blob, name, url, width, height}: the image being edited
-  result: null,     // {blob, url, filename, mask}: the last fill and the mask it was made with
-  attentionUrl: null,
-  showing: "source",
-  ops: [],          // {kind: "stroke", erase, width, points: [[x, y], ...]} | {kind: "clear"}
-  redone: [],
+  original: null,   // {blob, name, url, width, height}: the image as opened
+  ops: [],          // stroke {kind, erase, width, points} | {kind: "clear"} | {kind: "mask", canvas} | pass
+  redone: [],       // pass = {kind: "pass", input, mask, blob, url, filename, attentionUrl}
   drawing: null,
+  showingOriginal: false,
   tool: "brush",
   size: Number(els.size.value),
+  view: { zoom: 1, x: 0, y: 0 },  // zoom relative to "fit"; x, y: the frame's place in the stage
+  pointers: new Map(),            // pointers down on the image (two make a pinch)
+  gesture: null,                  // {kind: "pan", ...} | {kind: "pinch", ...}
   limits: null,
   busy: false,
 };
 
+// ---- messages: the footer line, plus a notice over the image for errors --------------------
+
 function setStatus(text, kind = "idle") {
   els.status.textContent = text;
   els.status.dataset.state = kind;
+  els.notice.hidden = kind !== "error";
+  if (kind === "error") els.noticeText.textContent = text;
+}
+
+/** Progress over the image while ``work`` runs: what is happening and the seconds so far. */
+async function withProgress(text, work) {
+  state.busy = true;
+  refresh();
+  setStatus(text, "working");
+  const started = performance.now();
+  const tick = () => { els.progressText.textContent = `${text}… ${((performance.now() - started) / 1000).toFixed(1)} s`; };
+  tick();
+  els.progress.hidden = false;
+  els.frame.classList.add("busy");
+  const timer = setInterval(tick, 100);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+    els.progress.hidden = true;
+    els.frame.classList.remove("busy");
+    state.busy = false;
+    refresh();
+  }
 }
 
 // ---- loading ---------------------------------------------------------------------------------
@@ -40,6 +77,8 @@ async function loadHealth() {
   try {
     const health = await (await fetch("/api/v1/health")).json();
     state.limits = health.limits;
+    els.blend.value = health.defaults.blend;
+    els.quality.value = health.defaults.jpeg_quality;
     els.model.textContent = `${health.model} on ${health.device}`;
     if (!health.trained) {
       els.model.textContent += " — untrained placeholder weights: fills are not meaningful";
@@ -50,9 +89,41 @@ async function loadHealth() {
   }
 }
 
+const SIGNATURES = [  // the first bytes of each format the page can send
+  ["PNG", [0x89, 0x50, 0x4e, 0x47]], ["JPEG", [0xff, 0xd8, 0xff]], ["GIF", [0x47, 0x49, 0x46, 0x38]],
+  ["BMP", [0x42, 0x4d]], ["TIFF", [0x49, 0x49, 0x2a, 0x00]], ["TIFF", [0x4d, 0x4d, 0x00, 0x2a]],
+];
+
+/** The image format the file's first bytes announce, or null when they announce none. */
+async function sniffFormat(blob) {
+  const head = new Uint8Array(await blob.slice(0, 12).arrayBuffer());
+  const starts = (bytes, at = 0) => bytes.every((b, i) => head[at + i] === b);
+  for (const [name, bytes] of SIGNATURES) if (starts(bytes)) return name;
+  if (starts([0x52, 0x49, 0x46, 0x46]) && starts([0x57, 0x45, 0x42, 0x50], 8)) return "WebP";
+  if (starts([0x66, 0x74, 0x79, 0x70], 4)) return "AVIF/HEIF";
+  return null;
+}
+
+/** The decoded image of ``blob`` ({url, image}), or an error message in the user's words. */
+async function decodeFile(blob, label) {
+  if (!(await sniffFormat(blob))) {
+    return { error: `${label} is not an image: its content is not PNG, JPEG, WebP, GIF, BMP or TIFF` };
+  }
+  const url = URL.createObjectURL(blob);
+  const image = new Image();
+  image.src = url;
+  try {
+    await image.decode();
+  } catch (err) {
+    URL.revokeObjectURL(url);
+    return { error: `${label} could not be read: the file is damaged, or its format is one this browser cannot show; try PNG or JPEG` };
+  }
+  return { url, image };
+}
+
 /** Whether there is work that opening another image would lose: paint or a result. */
 function hasWork() {
-  return Boolean(state.source) && (state.ops.length > 0 || Boolean(state.result));
+  return Boolean(state.original) && state.ops.length > 0;
 }
 
 /** Why this server would refuse the image, in the user's words; null when it fits. */
@@ -71,69 +142,157 @@ function overLimits(blob, width, height) {
   return null;
 }
 
-async function openImage(blob, name, { keepWork = false } = {}) {
+async function openImage(blob, name) {
   if (!blob) return;
   const label = name || "that file";
-  if (blob.type && !blob.type.startsWith("image/")) {
-    setStatus(`${label} is not an image`, "error");
+  const decoded = await decodeFile(blob, label);
+  if (decoded.error) {
+    setStatus(decoded.error, "error");
     return;
   }
-  const url = URL.createObjectURL(blob);
-  const probe = new Image();
-  probe.src = url;
-  try {
-    await probe.decode();
-  } catch (err) {
-    URL.revokeObjectURL(url);
-    setStatus(`${label} could not be read as an image (corrupt, or a format this browser cannot show); ` +
-      "try PNG or JPEG", "error");
-    return;
-  }
-  const refusal = overLimits(blob, probe.naturalWidth, probe.naturalHeight);
+  const { url, image } = decoded;
+  const refusal = overLimits(blob, image.naturalWidth, image.naturalHeight);
   if (refusal) {
     URL.revokeObjectURL(url);
     setStatus(`Cannot open ${label}: ${refusal}.`, "error");
     return;
   }
-  if (!keepWork && hasWork() && !window.confirm("Open the new image? The current image, its mask and its result will be discarded.")) {
+  if (hasWork() && !window.confirm("Open the new image? The current image, its mask and its results will be discarded.")) {
     URL.revokeObjectURL(url);
     return;
   }
-  if (state.source) URL.revokeObjectURL(state.source.url);
-  dropResult();
-  state.source = { blob, name: name || "image.png", url, width: probe.naturalWidth, height: probe.naturalHeight };
-  els.mask.width = probe.naturalWidth;   // the mask lives at the image's full resolution
-  els.mask.height = probe.naturalHeight;
+  if (state.original) URL.revokeObjectURL(state.original.url);
+  forgetPasses([...state.ops, ...state.redone]);
+  state.original = { blob, name: name || "image.png", url, width: image.naturalWidth, height: image.naturalHeight };
+  els.mask.width = image.naturalWidth;   // the mask lives at the image's full resolution
+  els.mask.height = image.naturalHeight;
   state.ops = [];
   state.redone = [];
+  state.showingOriginal = false;
+  els.attentionToggle.checked = false;
   els.placeholder.hidden = true;
   els.frame.hidden = false;
-  fit();
-  show("source");
+  state.view = { zoom: 1, x: 0, y: 0 };
+  layout();
+  replay();
+  showImage();
   setStatus("Paint over what should disappear, then press Inpaint.", "ready");
+}
+
+function forgetPasses(ops) {
+  for (const op of ops) {
+    if (op.kind !== "pass") continue;
+    URL.revokeObjectURL(op.url);
+    if (op.attentionUrl) URL.revokeObjectURL(op.attentionUrl);
+  }
+}
+
+/** A loaded mask file as a mask operation: white (> 127, opaque) = hole; scaled when only its size differs. */
+async function openMask(blob, name) {
+  if (!state.original || state.busy) return;
+  const label = name || "that file";
+  const decoded = await decodeFile(blob, label);
+  if (decoded.error) {
+    setStatus(decoded.error, "error");
+    return;
+  }
+  const { url, image } = decoded;
+  URL.revokeObjectURL(url);
+  const { width, height } = state.original;
+  const [w, h] = [image.naturalWidth, image.naturalHeight];
+  if (Math.abs(w / h - width / height) > 0.01 * (width / height)) {
+    setStatus(`The mask ${label} is ${w}×${h} px, a different shape from the image (${width}×${height} px); ` +
+      "use a mask of the image's size", "error");
+    return;
+  }
+  const canvas = document.createElement("canvas");
+  canvas.width = width;
+  canvas.height = height;
+  const c = canvas.getContext("2d", { willReadFrequently: true });
+  c.imageSmoothingEnabled = false;  // nearest: a scaled mask stays black and white
+  c.drawImage(image, 0, 0, width, height);
+  const pixels = c.getImageData(0, 0, width, height);
+  const data = pixels.data;
+  let holes = 0;
+  for (let i = 0; i < data.length; i += 4) {
+    const hole = data[i + 3] > 127 && 0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2] > 127;
+    data[i] = 0xff; data[i + 1] = 0x2d; data[i + 2] = 0x55;  // HOLE_COLOUR
+    data[i + 3] = hole ? 255 : 0;
+    holes += hole;
+  }
+  if (!holes) {
+    setStatus(`The mask ${label} has no white pixels: white marks the hole, black what to keep`, "error");
+    return;
+  }
+  if (holes === width * height) {
+    setStatus(`The mask ${label} is white everywhere: there would be nothing left to fill from`, "error");
+    return;
+  }
+  c.putImageData(pixels, 0, 0);
+  commit({ kind: "mask", canvas });
+  replay();
+  const scaled = w === width && h === height ? "" : ` (scaled from ${w}×${h} px)`;
+  setStatus(`Mask ${label} loaded${scaled}: ${(100 * holes / (width * height)).toFixed(1)} % of the image. ` +
+    "Paint to change it, or press Inpaint.", "ready");
+}
+
+// ---- zoom and pan ----------------------------------------------------------------------------
+
+function fitScale() {
+  const src = state.original;
+  const width = els.stage.clientWidth - 2 * MARGIN;
+  const height = els.stage.clientHeight - 2 * MARGIN;
+  return Math.min(1, width / src.width, height / src.height);
+}
+
+function scale() {
+  return fitScale() * state.view.zoom;
+}
+
+/** Size and place the frame for the current zoom; an image smaller than the stage is centred. */
+function layout() {
+  const src = state.original;
+  if (!src) return;
+  const s = scale();
+  const width = src.width * s;
+  const height = src.height * s;
+  const place = (offset, size, room) => (size + 2 * MARGIN <= room ? (room - size) / 2
+    : Math.min(MARGIN, Math.max(room - size - MARGIN, offset)));
+  state.view.x = place(state.view.x, width, els.stage.clientWidth);
+  state.view.y = place(state.view.y, height, els.stage.clientHeight);
+  els.frame.style.width = `${width}px`;
+  els.frame.style.height = `${height}px`;
+  els.frame.style.transform = `translate(${state.view.x}px, ${state.view.y}px)`;
+  els.info.textContent = `${src.name} · ${src.width}×${src.height} px · shown at ${Math.round(100 * s)}%`;
   refresh();
 }
 
-/** Show the whole image, scaled down to the stage when larger; the mask keeps full resolution. */
-function fit() {
-  const src = state.source;
-  if (!src) return;
-  const style = getComputedStyle(els.stage);
-  const width = els.stage.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
-  const height = els.stage.clientHeight - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom);
-  const scale = Math.min(1, width / src.width, height / src.height);
-  els.frame.style.width = `${Math.max(1, Math.floor(src.width * scale))}px`;
-  els.frame.style.height = `${Math.max(1, Math.floor(src.height * scale))}px`;
-  els.info.textContent = `${src.name} · ${src.width}×${src.height} px · shown at ${Math.round(100 * scale)}%`;
+/** Zoom by ``factor`` keeping the image point under (sx, sy) (stage pixels; default its centre) in place. */
+function zoomBy(factor, sx = els.stage.clientWidth / 2, sy = els.stage.clientHeight / 2) {
+  if (!state.original) return;
+  const before = scale();
+  const maxZoom = Math.max(1, MAX_PIXEL_SIZE / fitScale());
+  state.view.zoom = Math.min(maxZoom, Math.max(1, state.view.zoom * factor));
+  const ratio = scale() / before;
+  state.view.x = sx - (sx - state.view.x) * ratio;
+  state.view.y = sy - (sy - state.view.y) * ratio;
+  layout();
 }
 
-function dropResult() {
-  if (state.result) URL.revokeObjectURL(state.result.url);
-  if (state.attentionUrl) URL.revokeObjectURL(state.attentionUrl);
-  state.result = null;
-  state.attentionUrl = null;
-  els.attentionToggle.checked = false;
-  els.download.removeAttribute("href");
+function panBy(dx, dy) {
+  state.view.x += dx;
+  state.view.y += dy;
+  layout();
+}
+
+function fitView() {
+  state.view = { zoom: 1, x: 0, y: 0 };
+  layout();
+}
+
+function stagePoint(event) {
+  const r = els.stage.getBoundingClientRect();
+  return [event.clientX - r.left, event.clientY - r.top];
 }
 
 // ---- painting --------------------------------------------------------------------------------
@@ -141,11 +300,6 @@ function dropResult() {
 function imagePoint(event) {
   const r = els.mask.getBoundingClientRect();
   return [((event.clientX - r.left) * els.mask.width) / r.width, ((event.clientY - r.top) * els.mask.height) / r.height];
-}
-
-function screenToImage() {
-  const r = els.mask.getBoundingClientRect();
-  return r.width ? els.mask.width / r.width : 1;
 }
 
 function applyStyle(op) {
@@ -175,68 +329,118 @@ function drawOp(op) {
   if (op.kind === "clear") {
     ctx.globalCompositeOperation = "source-over";
     ctx.clearRect(0, 0, els.mask.width, els.mask.height);
-    return;
+  } else if (op.kind === "mask") {
+    ctx.globalCompositeOperation = "source-over";
+    ctx.drawImage(op.canvas, 0, 0);
+  } else if (op.kind === "stroke") {
+    drawDot(op, op.points[0]);
+    if (op.points.length > 1) {
+      applyStyle(op);
+      ctx.beginPath();
+      ctx.moveTo(op.points[0][0], op.points[0][1]);
+      for (const [x, y] of op.points.slice(1)) ctx.lineTo(x, y);
+      ctx.stroke();
+    }
   }
-  drawDot(op, op.points[0]);
-  if (op.points.length > 1) {
-    applyStyle(op);
-    ctx.beginPath();
-    ctx.moveTo(op.points[0][0], op.points[0][1]);
-    for (const [x, y] of op.points.slice(1)) ctx.lineTo(x, y);
-    ctx.stroke();
-  }
+}
+
+/** The last pass in the history (the image being edited is its result), or null. */
+function currentPass() {
+  for (let i = state.ops.length - 1; i >= 0; i--) if (state.ops[i].kind === "pass") return state.ops[i];
+  return null;
+}
+
+/** The operations that make the current mask: those since the last pass and the last clear. */
+function maskOps() {
+  const kinds = state.ops.map((op) => op.kind);
+  return state.ops.slice(Math.max(kinds.lastIndexOf("pass"), kinds.lastIndexOf("clear")) + 1);
 }
 
 function replay() {
   ctx.globalCompositeOperation = "source-over";
   ctx.clearRect(0, 0, els.mask.width, els.mask.height);
-  state.ops.forEach(drawOp);
+  maskOps().forEach(drawOp);
 }
 
 function hasPaint() {
-  const sinceClear = state.ops.slice(state.ops.map((op) => op.kind).lastIndexOf("clear") + 1);
-  return sinceClear.some((op) => !op.erase);
+  return maskOps().some((op) => op.kind === "mask" || (op.kind === "stroke" && !op.erase));
 }
 
 function commit(op) {
   state.ops.push(op);
+  forgetPasses(state.redone);
   state.redone = [];
   refresh();
 }
 
 function undo() {
-  if (!state.ops.length) return;
+  if (!state.ops.length || state.busy) return;
   state.redone.push(state.ops.pop());
   replay();
-  refresh();
+  showImage();
 }
 
 function redo() {
-  if (!state.redone.length) return;
+  if (!state.redone.length || state.busy) return;
   state.ops.push(state.redone.pop());
   replay();
-  refresh();
+  showImage();
 }
 
 function clearMask() {
-  if (!hasPaint()) return;
+  if (!hasPaint() || state.busy) return;
   const op = { kind: "clear" };
   drawOp(op);
   commit(op);
 }
 
 function onPointerDown(event) {
-  if (!state.source || state.busy || (event.pointerType === "mouse" && event.button !== 0)) return;
+  if (!state.original || state.busy || (event.pointerType === "mouse" && event.button > 1)) return;
   event.preventDefault();
-  if (state.showing === "result") show("source");
   els.mask.setPointerCapture(event.pointerId);
+  state.pointers.set(event.pointerId, stagePoint(event));
+  if (state.pointers.size === 2) {  // a second finger: the stroke begun by the first becomes a pinch
+    state.drawing = null;
+    replay();
+    const [a, b] = [...state.pointers.values()];
+    state.gesture = { kind: "pinch", distance: Math.hypot(a[0] - b[0], a[1] - b[1]), centre: midpoint(a, b) };
+    return;
+  }
+  if (state.pointers.size > 2) return;
+  if (event.button === 1 || event.altKey) {
+    state.gesture = { kind: "pan", last: stagePoint(event) };
+    els.stage.classList.add("panning");
+    return;
+  }
+  state.showingOriginal = false;
+  showImage();
   const p = imagePoint(event);
-  state.drawing = { kind: "stroke", erase: state.tool === "eraser", width: state.size * screenToImage(), points: [p] };
+  const imagePixelsPerScreenPixel = 1 / scale();
+  state.drawing = { kind: "stroke", erase: state.tool === "eraser", width: state.size * imagePixelsPerScreenPixel, points: [p] };
   drawDot(state.drawing, p);
 }
 
+const midpoint = (a, b) => [(a[0] + b[0]) / 2, (a[1] + b[1]) / 2];
+
 function onPointerMove(event) {
   moveCursor(event);
+  if (state.pointers.has(event.pointerId)) state.pointers.set(event.pointerId, stagePoint(event));
+  const gesture = state.gesture;
+  if (gesture && gesture.kind === "pan") {
+    const p = stagePoint(event);
+    panBy(p[0] - gesture.last[0], p[1] - gesture.last[1]);
+    gesture.last = p;
+    return;
+  }
+  if (gesture && gesture.kind === "pinch" && state.pointers.size === 2) {
+    const [a, b] = [...state.pointers.values()];
+    const distance = Math.hypot(a[0] - b[0], a[1] - b[1]);
+    const centre = midpoint(a, b);
+    panBy(centre[0] - gesture.centre[0], centre[1] - gesture.centre[1]);
+    if (gesture.distance > 0) zoomBy(distance / gesture.distance, ...centre);
+    Object.assign(gesture, { distance, centre });
+    return;
+  }
   const op = state.drawing;
   if (!op) return;
   const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
@@ -247,14 +451,22 @@ function onPointerMove(event) {
   }
 }
 
-function onPointerUp() {
+function onPointerUp(event) {
+  state.pointers.delete(event.pointerId);
+  if (state.gesture) {
+    if (state.pointers.size === 0) {
+      state.gesture = null;
+      els.stage.classList.remove("panning");
+    }
+    return;
+  }
   if (!state.drawing) return;
   commit(state.drawing);
   state.drawing = null;
 }
 
 function moveCursor(event) {
-  if (event.pointerType === "touch" || !state.source) {
+  if (event.pointerType === "touch" || !state.original) {
     els.cursor.hidden = true;
     return;
   }
@@ -305,16 +517,18 @@ function maskBlob() {
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const isJpeg = (blob) => blob.type === "image/jpeg";
 
-async function callApi(mask, attention) {
-  const src = state.source;
+async function callApi(image, mask, { attention = false } = {}) {
   const limit = state.limits && state.limits.max_upload_bytes;
-  if (limit && src.blob.size + mask.size > limit) {
-    throw new Error(`the image is ${(src.blob.size / 1048576).toFixed(1)} MiB; this server accepts up to ${(limit / 1048576).toFixed(0)} MiB`);
+  if (limit && image.size + mask.size > limit) {
+    throw new Error(`the image is ${(image.size / 1048576).toFixed(1)} MiB; this server accepts up to ${(limit / 1048576).toFixed(0)} MiB`);
   }
   const form = new FormData();
-  form.append("image", src.blob, src.name);
+  form.append("image", image, state.original.name);
   form.append("mask", mask, "mask.png");
+  form.append("blend", els.blend.value);
+  if (isJpeg(image) && !els.quality.disabled) form.append("quality", String(jpegQuality()));
   if (attention) form.append("attention", "true");
   for (let attempt = 1; ; attempt++) {
     const response = await fetch("/api/v1/inpaint", { method: "POST", body: form });
@@ -334,103 +548,139 @@ async function callApi(mask, attention) {
   }
 }
 
+function jpegQuality() {
+  const value = Math.round(Number(els.quality.value));
+  return Number.isFinite(value) ? Math.min(100, Math.max(1, value)) : 95;
+}
+
+/** The image the next pass starts from: the last result, or the original. */
+function currentImage() {
+  const pass = currentPass();
+  return pass ? pass.blob : state.original.blob;
+}
+
 async function inpaint() {
-  if (!state.source || state.busy || !hasPaint()) return;
-  state.busy = true;
-  refresh();
-  setStatus("Inpainting", "working");
-  const started = performance.now();
-  try {
-    const mask = await maskBlob();
-    const { blob, filename } = await callApi(mask, false);
-    dropResult();
-    const stem = state.source.name.replace(/\.[^.]*$/, "") || "image";
-    const ext = filename.includes(".") ? filename.slice(filename.lastIndexOf(".")) : ".png";
-    state.result = { blob, url: URL.createObjectURL(blob), filename: `${stem}-inpainted${ext}`, mask };
-    els.download.href = state.result.url;
-    els.download.download = state.result.filename;
-    show("result");
-    setStatus(`Done in ${((performance.now() - started) / 1000).toFixed(1)} s. Toggle before/after, or download.`, "done");
-  } catch (err) {
-    setStatus(`Inpainting failed: ${err.message}`, "error");
-  } finally {
-    state.busy = false;
-    refresh();
-  }
+  if (!state.original || state.busy || !hasPaint()) return;
+  const pass = await withProgress("Inpainting", async () => {
+    try {
+      const input = currentImage();
+      const mask = await maskBlob();
+      const started = performance.now();
+      const { blob, filename } = await callApi(input, mask);
+      const stem = state.original.name.replace(/\.[^.]*$/, "") || "image";
+      const ext = filename.includes(".") ? filename.slice(filename.lastIndexOf(".")) : ".png";
+      const seconds = (performance.now() - started) / 1000;
+      return { kind: "pass", input, mask, blob, url: URL.createObjectURL(blob), filename: `${stem}-inpainted${ext}`, seconds };
+    } catch (err) {
+      setStatus(`Inpainting failed: ${err.message}`, "error");
+      return null;
+    }
+  });
+  if (!pass) return;
+  commit(pass);
+  state.showingOriginal = false;
+  els.attentionToggle.checked = false;
+  replay();
+  showImage();
+  const passes = state.ops.filter((op) => op.kind === "pass").length;
+  setStatus(`Done in ${pass.seconds.toFixed(1)} s${passes > 1 ? ` (pass ${passes})` : ""}. Paint again for another pass; ` +
+    "hold Space to see the original; Ctrl+Z undoes.", "done");
 }
 
 async function toggleAttention() {
-  if (!state.result) return;
-  if (els.attentionToggle.checked && !state.attentionUrl) {
-    state.busy = true;
-    refresh();
-    setStatus("Computing the attention map", "working");
-    try {
-      const { blob } = await callApi(state.result.mask, true);
-      state.attentionUrl = URL.createObjectURL(blob);
-      els.attention.src = state.attentionUrl;
-      setStatus("Attention map: colour = direction and distance each hole pixel copied from (white = itself).", "done");
-    } catch (err) {
-      els.attentionToggle.checked = false;
-      setStatus(`Attention map failed: ${err.message}`, "error");
-    } finally {
-      state.busy = false;
-    }
+  const pass = currentPass();
+  if (!pass) return;
+  if (els.attentionToggle.checked && !pass.attentionUrl) {
+    await withProgress("Computing the attention map", async () => {
+      try {
+        const { blob } = await callApi(pass.input, pass.mask, { attention: true });
+        pass.attentionUrl = URL.createObjectURL(blob);
+        setStatus("Attention map: colour = direction and distance each hole pixel copied from (white = itself).", "done");
+      } catch (err) {
+        els.attentionToggle.checked = false;
+        setStatus(`Attention map failed: ${err.message}`, "error");
+      }
+    });
   }
-  if (els.attentionToggle.checked) show("result");
+  showImage();
+}
+
+/** Show the current image (the last result, or the original when there is none or while comparing). */
+function showImage() {
+  if (!state.original) return;
+  const pass = currentPass();
+  const url = state.showingOriginal || !pass ? state.original.url : pass.url;
+  if (els.photo.getAttribute("src") !== url) els.photo.src = url;
+  els.frame.classList.toggle("original", state.showingOriginal);
+  const attentionUrl = pass && els.attentionToggle.checked ? pass.attentionUrl : null;
+  if (attentionUrl && els.attention.getAttribute("src") !== attentionUrl) els.attention.src = attentionUrl;
+  els.attention.hidden = !attentionUrl;
+  if (pass) {
+    els.download.href = pass.url;
+    els.download.download = pass.filename;
+  } else {
+    els.download.removeAttribute("href");
+  }
   refresh();
 }
 
-function show(which) {
-  state.showing = which === "result" && state.result ? "result" : "source";
-  const result = state.showing === "result";
-  els.photo.src = result ? state.result.url : state.source.url;
-  els.frame.classList.toggle("result", result);
-  refresh();
-}
-
-function reuseResult() {
-  if (!state.result) return;
-  const blob = state.result.blob;
-  const stem = state.source.name.replace(/\.[^.]*$/, "");
-  const name = `${stem}${state.result.filename.slice(state.result.filename.lastIndexOf("."))}`;
-  openImage(blob, name, { keepWork: true });
+function holdOriginal(on) {
+  if (on && (!currentPass() || state.busy)) return;
+  if (state.showingOriginal === on) return;
+  state.showingOriginal = on;
+  showImage();
 }
 
 function refresh() {
-  const loaded = Boolean(state.source);
+  const loaded = Boolean(state.original);
   const idle = loaded && !state.busy;
+  const pass = currentPass();
+  els.openMask.disabled = !idle;
   els.undo.disabled = !idle || !state.ops.length;
   els.redo.disabled = !idle || !state.redone.length;
   els.clear.disabled = !idle || !hasPaint();
   els.inpaint.disabled = !idle || !hasPaint();
-  els.compare.disabled = !idle || !state.result;
-  els.compare.textContent = state.showing === "result" ? "Show before" : "Show after";
-  els.compare.setAttribute("aria-pressed", String(state.showing === "source" && Boolean(state.result)));
-  els.attentionToggle.disabled = !idle || !state.result;
-  els.reuse.disabled = !idle || !state.result;
-  els.download.setAttribute("aria-disabled", String(!state.result));
-  els.attention.hidden = !(state.showing === "result" && els.attentionToggle.checked && state.attentionUrl);
+  els.compare.disabled = !idle || !pass;
+  els.compare.setAttribute("aria-pressed", String(state.showingOriginal));
+  els.attentionToggle.disabled = !idle || !pass;
+  if (!pass) els.attentionToggle.checked = false;
+  els.download.setAttribute("aria-disabled", String(!pass));
+  for (const button of [els.zoomIn, els.zoomOut, els.zoomFit]) button.disabled = !loaded;
+  els.quality.disabled = !loaded || !isJpeg(state.original.blob);
 }
 
 // ---- wiring ----------------------------------------------------------------------------------
 
 els.open.addEventListener("click", () => els.file.click());
+els.openMask.addEventListener("click", () => els.maskFile.click());
 // A control clicked with the mouse gives its focus back, so Space and Enter keep their page-wide
 // meaning (compare, inpaint); a control reached with the keyboard keeps it.
 $("toolbar").addEventListener("click", (event) => {
-  if (event.detail > 0 && document.activeElement !== els.size) document.activeElement.blur();
+  const keepsFocus = event.target.closest("input, select, summary, #options");
+  if (event.detail > 0 && !keepsFocus) document.activeElement.blur();
 });
 els.file.addEventListener("change", () => {
   const file = els.file.files[0];
   if (file) openImage(file, file.name);
   els.file.value = "";
 });
+els.maskFile.addEventListener("change", () => {
+  const file = els.maskFile.files[0];
+  if (file) openMask(file, file.name);
+  els.maskFile.value = "";
+});
 els.mask.addEventListener("pointerdown", onPointerDown);
 els.mask.addEventListener("pointermove", onPointerMove);
 els.mask.addEventListener("pointerup", onPointerUp);
 els.mask.addEventListener("pointercancel", onPointerUp);
 els.mask.addEventListener("pointerleave", () => { els.cursor.hidden = true; });
+els.mask.addEventListener("auxclick", (event) => event.preventDefault());
+els.stage.addEventListener("wheel", (event) => {
+  if (!state.original) return;
+  event.preventDefault();
+  const lines = event.deltaMode === WheelEvent.DOM_DELTA_LINE ? 40 : 1;
+  zoomBy(Math.exp(-event.deltaY * lines * 0.0015), ...stagePoint(event));
+}, { passive: false });
 els.brush.addEventListener("click", () => setTool("brush"));
 els.eraser.addEventListener("click", () => setTool("eraser"));
 els.size.addEventListener("input", () => setSize(Number(els.size.value)));
@@ -438,31 +688,61 @@ els.undo.addEventListener("click", undo);
 els.redo.addEventListener("click", redo);
 els.clear.addEventListener("click", clearMask);
 els.inpaint.addEventListener("click", inpaint);
-els.compare.addEventListener("click", () => show(state.showing === "result" ? "source" : "result"));
+els.compare.addEventListener("pointerdown", () => holdOriginal(true));
+for (const type of ["pointerup", "pointerleave", "pointercancel"]) els.compare.addEventListener(type, () => holdOriginal(false));
+els.compare.addEventListener("keydown", (event) => {
+  if (event.key === " " || event.key === "Enter") {
+    event.preventDefault();
+    event.stopPropagation();
+    holdOriginal(true);
+  }
+});
+els.compare.addEventListener("keyup", (event) => {
+  if (event.key === " " || event.key === "Enter") holdOriginal(false);
+});
+els.compare.addEventListener("blur", () => holdOriginal(false));
 els.attentionToggle.addEventListener("change", toggleAttention);
-els.reuse.addEventListener("click", reuseResult);
-window.addEventListener("resize", fit);
+els.zoomIn.addEventListener("click", () => zoomBy(1.5));
+els.zoomOut.addEventListener("click", () => zoomBy(1 / 1.5));
+els.zoomFit.addEventListener("click", fitView);
+els.noticeClose.addEventListener("click", () => { els.notice.hidden = true; });
+els.download.addEventListener("click", (event) => {
+  if (!currentPass()) event.preventDefault();
+});
+window.addEventListener("resize", layout);
 
 document.addEventListener("keydown", (event) => {
-  if (event.target.matches("input[type=text], input[type=number], textarea")) return;
+  if (event.target.matches("input[type=text], input[type=number], select, textarea")) return;
   // Space and Enter belong to a focused control (tick a box, press a button, follow a link).
-  const onControl = event.target.matches("button, a, input, select, label");
+  const onControl = event.target.matches("button, a, input, select, label, summary");
   const mod = event.ctrlKey || event.metaKey;
   const key = event.key.toLowerCase();
   let handled = true;
   if (mod && key === "z") event.shiftKey ? redo() : undo();
   else if (mod && key === "y") redo();
   else if (mod) handled = false;
+  else if (key === "escape") els.notice.hidden = true;
   else if (key === "[") setSize(state.size - Math.max(1, state.size * 0.15));
   else if (key === "]") setSize(state.size + Math.max(1, state.size * 0.15));
   else if (key === "b") setTool("brush");
   else if (key === "e") setTool("eraser");
+  else if (key === "+" || key === "=") zoomBy(1.5);
+  else if (key === "-") zoomBy(1 / 1.5);
+  else if (key === "0") fitView();
+  else if (key.startsWith("arrow") && state.view.zoom > 1) {
+    const step = 0.1 * Math.min(els.stage.clientWidth, els.stage.clientHeight);
+    panBy({ arrowleft: step, arrowright: -step }[key] || 0, { arrowup: step, arrowdown: -step }[key] || 0);
+  }
   else if ((key === " " || key === "enter") && onControl) handled = false;
-  else if (key === " " && state.result && !state.busy) show(state.showing === "result" ? "source" : "result");
-  else if (key === "enter") inpaint();
+  else if (key === " ") holdOriginal(true);
+  else if (key === "enter" && !event.repeat) inpaint();
   else handled = false;
   if (handled) event.preventDefault();
 });
+document.addEventListener("keyup", (event) => {
+  if (event.key === " ") holdOriginal(false);
+});
+window.addEventListener("blur", () => holdOriginal(false));
 
 for (const type of ["dragenter", "dragover"]) {
   document.addEventListener(type, (event) => {
