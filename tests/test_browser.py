@@ -539,3 +539,31 @@ def test_inpaint_button_is_readable_and_stays_blue_on_hover(page: Page, tmp_path
         background = p.eval_on_selector("#inpaint", "e => getComputedStyle(e).backgroundColor")
         red, green, blue = (int(v) for v in background[background.index("(") + 1:-1].split(",")[:3])
         assert blue > red + 80  # a hovered Inpaint looks pressable, not greyed out
+
+
+def test_two_finger_pinch_zooms_and_paints_nothing(page: Page, tmp_path):
+    context = page.context.browser.new_context(has_touch=True, viewport={"width": 800, "height": 600})
+    try:
+        touch = context.new_page()
+        touch.goto(page.url)
+        photo(WIDTH, HEIGHT, seed=12).save(tmp_path / "pinch.png")
+        touch.set_input_files("#file", str(tmp_path / "pinch.png"))
+        wait_for_status(touch, "ready")
+        fitted = touch.locator("#mask").bounding_box()
+        cx, cy = fitted["x"] + fitted["width"] / 2, fitted["y"] + fitted["height"] / 2
+        cdp = context.new_cdp_session(touch)
+
+        def fingers(kind: str, spread: float) -> None:
+            points = [] if kind == "touchEnd" else [{"x": cx - spread, "y": cy, "id": 0}, {"x": cx + spread, "y": cy, "id": 1}]
+            cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+        fingers("touchStart", 40)
+        for spread in (50, 60, 70, 80):
+            fingers("touchMove", spread)
+        fingers("touchEnd", 0)
+        zoomed = touch.locator("#mask").bounding_box()
+        assert zoomed["width"] == pytest.approx(2 * fitted["width"], rel=0.05)  # fingers 80 -> 160 px apart
+        assert (cx - zoomed["x"]) / zoomed["width"] == pytest.approx(0.5, abs=0.01)  # about their midpoint
+        assert touch.is_disabled("#undo") and touch.is_disabled("#inpaint")  # no stroke was left behind
+    finally:
+        context.close()
