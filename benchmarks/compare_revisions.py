@@ -21,7 +21,7 @@ import sys
 
 import torch
 
-from deepfill.train import hardware
+from deepfill.training import hardware
 
 CHILD = r"""
 import json, sys, time

@@ -19,7 +19,7 @@ import time
 import torch
 
 from deepfill.runtime import tune_process
-from deepfill.train import Trainer, TrainConfig, setup_distributed
+from deepfill.training import Trainer, TrainConfig, setup_distributed
 
 tune_process()  # as the `deepfill` command does before training
 

@@ -14,7 +14,7 @@ import torch
 
 from conftest import photo
 from deepfill.config import ModelConfig
-from deepfill.train import CHECKPOINT, PREVIOUS_CHECKPOINT, Trainer, TrainConfig, read_checkpoint
+from deepfill.training import CHECKPOINT, PREVIOUS_CHECKPOINT, Trainer, TrainConfig, read_checkpoint
 from deepfill.weights.io import load_generator
 
 TINY = dict(model=ModelConfig(cnum=4), image_size=96, batch_size=2, critic_steps=1, critic_cnum=4,
@@ -220,13 +220,13 @@ def test_init_carries_the_training_history(photos, tmp_path):
 
 
 def test_automatic_precision_follows_the_device_and_an_emulated_one_is_warned_about(photos, tmp_path, monkeypatch, caplog):
-    import deepfill.train
     from deepfill.runtime import has_fast_kernels
-    from deepfill.train import autocast_dtype
+    from deepfill.training import precision
+    from deepfill.training.precision import autocast_dtype
 
     cpu = torch.device("cpu")
     assert autocast_dtype("auto", cpu) == (torch.bfloat16 if has_fast_kernels(torch.bfloat16, cpu) else None)
-    monkeypatch.setattr(deepfill.train, "has_fast_kernels", lambda dtype, device: False)
+    monkeypatch.setattr(precision, "has_fast_kernels", lambda dtype, device: False)
     assert autocast_dtype("auto", cpu) is None
     Trainer(TrainConfig(**{**TINY, "amp": "bf16"}), photos, tmp_path / "run")
     assert "amp = bf16 on a device that emulates it" in caplog.text

@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from deepfill.train import CHECKPOINT, Trainer, TrainConfig, read_checkpoint, setup_distributed
+    from deepfill.training import CHECKPOINT, Trainer, TrainConfig, read_checkpoint, setup_distributed
 
     overrides = {k: v for k, v in (("batch_size", args.batch_size), ("critic_steps", args.critic_steps),
                                    ("image_size", args.image_size), ("checkpoint_every", args.checkpoint_every),

@@ -1,320 +1,51 @@
-"""Training: one readable loop for the generator and both WGAN-GP critics.
+"""``Trainer``: the generator, both WGAN-GP critics, their optimizers and the loop.
 
-Single process, or DDP under ``torchrun`` (NCCL on GPUs, gloo on CPU): every rank reads its own
-share of the data, rank 0 logs, validates and writes checkpoints. A batch is a pure function of
-(seed, step, rank), so a resumed run continues exactly where an uninterrupted one would.
+``train_step`` does the critic updates and one generator update on a step's batches
+(docs/design.md §1, "Step"); ``fit`` reads the batches through a DataLoader, logs to
+``RUN_DIR/metrics.jsonl`` and TensorBoard, validates and checkpoints (rank 0), and stops
+cleanly on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import hashlib
-import io
 import json
 import logging
 import math
-import os
 import platform
 import signal
 import sys
 import time
-import tomllib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
 
 from deepfill import losses
-from deepfill.config import ModelConfig, config_from_dict
 from deepfill.data import InpaintDataset, ValidationSet, list_images
 from deepfill.errors import InputError
-from deepfill.masks import MaskSampler
 from deepfill.model.contextual_attention import flow_to_image
-from deepfill.model.critics import INPUT_MULTIPLE, global_critic, local_critic
+from deepfill.model.critics import global_critic, local_critic
 from deepfill.model.generator import Generator
 from deepfill.processing import from_model_range, to_model_range
-from deepfill.runtime import flush_denormals, has_fast_kernels
+from deepfill.runtime import flush_denormals
+from deepfill.training import precision
+from deepfill.training.batches import Batch, StepBatches, batch_loader
+from deepfill.training.checkpoint import (
+    Stretch,
+    model_card,
+    read_checkpoint,
+    remove_stale_files,
+    write_checkpoint,
+)
+from deepfill.training.config import TrainConfig
+from deepfill.training.distributed import Dist, all_ranks, unwrap, wrap
 from deepfill.weights.io import load_generator, save_generator
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoint.pt"
-# Training crops are a multiple of this: the local critic sees half of one.
-CRITIC_SIZE_MULTIPLE = 2 * INPUT_MULTIPLE
-PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"  # the one before: the fallback when the latest is damaged
-_CHECKPOINT_KEYS = ("generator", "local_critic", "global_critic", "opt_g", "opt_d", "step", "images_seen",
-                    "torch_rng", "config")
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Training settings; the defaults are the released v1 configuration (docs/design.md §1)."""
-
-    model: ModelConfig = ModelConfig()
-    image_size: int = 256
-    batch_size: int = 16
-    steps: int = 1_000_000
-    lr: float = 1e-4
-    betas: tuple[float, float] = (0.5, 0.9)
-    critic_steps: int = 5
-    critic_cnum: int = 64
-    pretrain_coarse_steps: int = 0
-    gan_loss_alpha: float = 0.001
-    l1_loss_alpha: float = 1.2
-    ae_loss_alpha: float = 1.2
-    coarse_alpha: float = 1.2
-    gamma: float = 0.9
-    gp_lambda: float = 10.0
-    mask_kind: str = "rect"
-    max_rectangles: int = 1
-    rescale: tuple[float, float] = (1.0, 2.0)
-    amp: str = "auto"  # auto | none | bf16 | fp16
-    channels_last: bool = False
-    seed: int = 0
-    num_workers: int = 2
-    checkpoint_every: int = 500
-    log_every: int = 10
-    image_every: int = 500
-    val_every: int = 500
-    val_data: str | None = None
-    val_count: int = 16
-
-    def __post_init__(self) -> None:
-        size = self.image_size
-        if size % Generator.pad_multiple or size < Generator.min_size:
-            raise ValueError(f"image_size must be a multiple of {Generator.pad_multiple} and at least "
-                             f"{Generator.min_size}, got {size}")
-        if size % CRITIC_SIZE_MULTIPLE:
-            raise ValueError(f"image_size must be a multiple of {CRITIC_SIZE_MULTIPLE} (the local critic sees half "
-                             f"of it), got {size}")
-        for name in ("batch_size", "critic_steps", "checkpoint_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        values = dict(values)
-        if "model" in values:
-            values["model"] = ModelConfig.from_dict(values["model"])
-        for key in ("betas", "rescale"):
-            if key in values:
-                values[key] = tuple(values[key])
-        return config_from_dict(cls, values)
-
-    @classmethod
-    def from_file(cls, path: str | Path, **overrides: Any) -> "TrainConfig":
-        """Read a .toml or .json file of overrides over the defaults."""
-        path = Path(path)
-        text = path.read_text()
-        values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-        return cls.from_dict({**values, **overrides})
-
-
-# --- checkpoints --------------------------------------------------------------------------
-
-def _sealed(state: dict[str, Any]) -> dict[str, Any]:
-    """The state serialised with its SHA-256, so that flipped bytes are found before resuming."""
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    payload = buffer.getvalue()
-    return {"payload": torch.frombuffer(bytearray(payload), dtype=torch.uint8),
-            "sha256": hashlib.sha256(payload).hexdigest()}
-
-
-def _unseal(path: Path) -> dict[str, Any]:
-    """The state in a checkpoint file; ValueError (with the reason) when it is damaged."""
-    try:
-        outer = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(outer, dict) and "sha256" in outer:
-            payload = outer["payload"].numpy().tobytes()
-            if hashlib.sha256(payload).hexdigest() != outer["sha256"]:
-                raise ValueError("its checksum does not match")
-            state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
-        else:
-            state = outer  # written before checkpoints were sealed
-    except ValueError:
-        raise
-    except Exception as exc:  # torch.load fails in many ways on damaged files
-        reason = (str(exc).strip().splitlines() or [""])[0].split(". ")[0][:100]
-        raise ValueError(f"unreadable ({type(exc).__name__}: {reason})") from None
-    if not isinstance(state, dict):
-        raise ValueError("not a training checkpoint")
-    missing = [key for key in _CHECKPOINT_KEYS if key not in state]
-    if missing:
-        raise ValueError(f"not a training checkpoint (no {', '.join(missing)})")
-    return state
-
-
-def read_checkpoint(run_dir: str | Path) -> dict[str, Any]:
-    """The latest intact checkpoint of a run: ``CHECKPOINT``, else ``PREVIOUS_CHECKPOINT`` with a
-    one-line warning; InputError when neither can be used."""
-    run_dir = Path(run_dir)
-    problems = []
-    for name in (CHECKPOINT, PREVIOUS_CHECKPOINT):
-        path = run_dir / name
-        if not path.is_file():
-            problems.append(f"{name}: missing")
-            continue
-        try:
-            state = _unseal(path)
-        except ValueError as exc:
-            problems.append(f"{name}: {exc}")
-            continue
-        if name != CHECKPOINT:
-            log.warning("warning: %s; resuming from %s (step %d)", problems[0], name, state["step"])
-        return state
-    raise InputError(f"no usable checkpoint in {run_dir}: " + "; ".join(problems))
-
-
-def _fsync_directory(path: Path) -> None:
-    """Make a rename inside ``path`` durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-# --- distributed helpers ------------------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed() -> tuple[Dist, torch.device]:
-    """Join the process group when launched by ``torchrun`` (``RANK`` set); else single process."""
-    if "RANK" not in os.environ:
-        return Dist(), torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    info = Dist(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
-    if torch.cuda.is_available():
-        torch.cuda.set_device(info.local_rank)
-        dist.init_process_group("nccl")
-        return info, torch.device("cuda", info.local_rank)
-    dist.init_process_group("gloo")
-    return info, torch.device("cpu")
-
-
-def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
-    return module.module if isinstance(module, DistributedDataParallel) else module
-
-
-def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    if amp == "none":
-        return None
-    if amp == "fp16":
-        return torch.float16
-    if amp == "bf16":
-        return torch.bfloat16
-    if amp != "auto":
-        raise ValueError(f"amp must be auto, none, bf16 or fp16, got {amp!r}")
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    return torch.bfloat16 if has_fast_kernels(torch.bfloat16, device) else None
-
-
-# --- data ---------------------------------------------------------------------------------
-
-class Batch(NamedTuple):
-    """One batch as the trainer reads it; every field is a pure function of the sample positions."""
-
-    images: torch.Tensor  # [B, 3, S, S] in [0, 1]
-    masks: torch.Tensor  # [B, 1, S, S], 1 = hole
-    boxes: torch.Tensor  # [B, 4] local-critic boxes (top, left, height, width)
-    discount: torch.Tensor  # [B, 1, S, S] spatial discount weights of the holes
-
-
-class StepBatches:
-    """Batches as a pure function of (seed, step, pass, rank): images, masks, boxes, discounts.
-
-    A step reads ``passes(step)`` batches (one per critic update, the last shared with the
-    generator); sample positions are numbered as if every step read ``max_passes``, so the
-    data a step sees never depends on where a run was interrupted. :meth:`sample` is what the
-    DataLoader's workers run, so decoding, masks and discounts stay off the training process.
-    """
-
-    def __init__(self, dataset: InpaintDataset, config: TrainConfig, info: Dist) -> None:
-        self.dataset, self.config, self.info = dataset, config, info
-        self.sampler = MaskSampler(config.image_size, config.image_size, config.mask_kind, config.max_rectangles)
-        self.max_passes = max(1, config.critic_steps)
-
-    def passes(self, step: int) -> int:
-        """One batch per critic update and the generator's; one when the critics idle."""
-        cfg = self.config
-        if step < cfg.pretrain_coarse_steps or cfg.gan_loss_alpha == 0:
-            return 1
-        return self.max_passes
-
-    def positions(self, step: int, index: int) -> range:
-        b = self.config.batch_size
-        start = ((step * self.max_passes + index) * self.info.world + self.info.rank) * b
-        return range(start, start + b)
-
-    def sample(self, position: int) -> tuple[torch.Tensor, ...]:
-        """The image, mask [1, S, S], box [4] and discount [1, S, S] of one sample position."""
-        mask, box = self.sampler.sample([self.config.seed, 1, position])
-        mask = torch.from_numpy(mask)[None]
-        discount = losses.spatial_discount(mask[None], self.config.gamma)[0]
-        return self.dataset.sample(position), mask, torch.tensor(box), discount
-
-    def batch(self, step: int, index: int) -> Batch:
-        """Pass ``index`` of ``step``, read in this process (the loop reads it through a DataLoader)."""
-        return collate([self.sample(p) for p in self.positions(step, index)])
-
-
-def collate(samples: list[tuple[torch.Tensor, ...]]) -> Batch:
-    return Batch(*(torch.stack(field) for field in zip(*samples)))
-
-
-class _StepDataset(torch.utils.data.Dataset):
-    """Maps a global sample position to its sample; used through a DataLoader for parallel work."""
-
-    def __init__(self, batches: StepBatches) -> None:
-        self.batches = batches
-
-    def __len__(self) -> int:
-        return 1 << 62
-
-    def __getitem__(self, position: int) -> tuple[torch.Tensor, ...]:
-        return self.batches.sample(position)
-
-
-def _ignore_stop_signals(_worker_id: int) -> None:
-    """DataLoader workers leave SIGINT/SIGTERM to the main process, which checkpoints and stops
-    them; otherwise Ctrl-C (sent to the whole process group) would kill them mid-batch."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-class _PositionSampler(torch.utils.data.Sampler):
-    def __init__(self, batches: StepBatches, start_step: int) -> None:
-        self.batches, self.start_step = batches, start_step
-
-    def __iter__(self):
-        step = self.start_step
-        while True:
-            for index in range(self.batches.passes(step)):
-                yield from self.batches.positions(step, index)
-            step += 1
-
-
-# --- the trainer --------------------------------------------------------------------------
 
 @contextlib.contextmanager
 def frozen(*modules: torch.nn.Module) -> Iterator[None]:
@@ -348,10 +79,8 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.info = info or Dist()
         self.device = device or torch.device("cpu")
-        self.amp = autocast_dtype(config.amp, self.device)
-        if self.amp is not None and not has_fast_kernels(self.amp, self.device):
-            log.warning("warning: amp = %s on a device that emulates it: steps will be many times slower "
-                        "than with amp = \"none\"", config.amp)
+        self.amp = precision.autocast_dtype(config.amp, self.device)
+        precision.warn_if_emulated(self.amp, self.device, config.amp)
         self.stop_requested = False
         self._step_started: float | None = None  # while a step runs: when it began
         self._step_seconds = 0.0  # the last step's duration, for the stop message
@@ -379,10 +108,9 @@ class Trainer:
         self.train_seconds = 0.0
         # Earlier stretches of training behind these weights (from --init weights or the checkpoint).
         self.history: list[dict[str, Any]] = []
-        self._stretch: dict[str, Any] | None = None
+        self._stretch: Stretch | None = None  # while fit runs
         if resume:
-            for stale in self.run_dir.glob("*.tmp"):  # left by a process killed while writing
-                stale.unlink()
+            remove_stale_files(self.run_dir)
             state = checkpoint if checkpoint is not None else read_checkpoint(self.run_dir)
             try:
                 self.load_checkpoint(state)
@@ -396,13 +124,10 @@ class Trainer:
             self.generator.load_state_dict(generator.state_dict())
             self.history = list(card.get("training_history", []))
         if self.info.world > 1:
-            ids = [self.device.index] if self.device.type == "cuda" else None
             # Coarse pretraining leaves the refinement network without gradients.
-            self.generator = DistributedDataParallel(
-                self.generator, device_ids=ids, find_unused_parameters=config.pretrain_coarse_steps > 0
-            )
-            self.local_critic = DistributedDataParallel(self.local_critic, device_ids=ids)
-            self.global_critic = DistributedDataParallel(self.global_critic, device_ids=ids)
+            self.generator = wrap(self.generator, self.device, find_unused_parameters=config.pretrain_coarse_steps > 0)
+            self.local_critic = wrap(self.local_critic, self.device)
+            self.global_critic = wrap(self.global_critic, self.device)
 
         if self.info.is_main:
             log.info("listing the training images in %s", data)
@@ -413,16 +138,16 @@ class Trainer:
         self.batches = StepBatches(self.dataset, config, self.info)
         self.validation = None
         if config.val_data and self.info.is_main:
-            # A set built by `deepfill data build` validates on its val split, never on its train one.
+            # A built set (it has manifest.csv) validates on its val split, never on its train one.
             files = list_images(config.val_data, split="val")[: config.val_count]
             self.validation = ValidationSet(files, config.image_size)
 
     # -- checkpoints --
     def state_dict(self) -> dict[str, Any]:
         return {
-            "generator": _unwrap(self.generator).state_dict(),
-            "local_critic": _unwrap(self.local_critic).state_dict(),
-            "global_critic": _unwrap(self.global_critic).state_dict(),
+            "generator": unwrap(self.generator).state_dict(),
+            "local_critic": unwrap(self.local_critic).state_dict(),
+            "global_critic": unwrap(self.global_critic).state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "scaler_g": self.scaler_g.state_dict(),
@@ -437,27 +162,17 @@ class Trainer:
         }
 
     def save_checkpoint(self) -> Path:
-        """Write the checkpoint atomically (temp file, fsync, rename), keeping the previous one as
-        ``PREVIOUS_CHECKPOINT``; then export the generator."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        path = self.run_dir / CHECKPOINT
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            torch.save(_sealed(self.state_dict()), fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if path.exists():
-            os.replace(path, self.run_dir / PREVIOUS_CHECKPOINT)
-        os.replace(tmp, path)
-        _fsync_directory(self.run_dir)
+        """Write the checkpoint (``write_checkpoint``: atomic, the previous one kept), then export
+        the generator."""
+        path = write_checkpoint(self.run_dir, self.state_dict())
         self.export(self.run_dir / "generator.safetensors")
         return path
 
     def load_checkpoint(self, state: dict[str, Any]) -> None:
         """Continue from a state read by :func:`read_checkpoint`."""
-        _unwrap(self.generator).load_state_dict(state["generator"])
-        _unwrap(self.local_critic).load_state_dict(state["local_critic"])
-        _unwrap(self.global_critic).load_state_dict(state["global_critic"])
+        unwrap(self.generator).load_state_dict(state["generator"])
+        unwrap(self.local_critic).load_state_dict(state["local_critic"])
+        unwrap(self.global_critic).load_state_dict(state["global_critic"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         for name, scaler in (("scaler_g", self.scaler_g), ("scaler_d", self.scaler_d)):
@@ -472,29 +187,15 @@ class Trainer:
         """Every stretch of training behind the current weights, the running one last."""
         if self._stretch is None:
             return list(self.history)
-        start = self._stretch
-        current = {**start["record"], "steps": self.step - start["step"],
-                   "images_seen": self.images_seen - start["images_seen"],
-                   "wall_seconds": round(time.time() - start["time"])}
-        return [*self.history, current]
+        return [*self.history, self._stretch.so_far(self.step, self.images_seen)]
 
     def export(self, path: Path) -> Path:
-        history = self.training_history()
-        card = {
-            "name": "deepfill-v1",
-            "trained": True,
-            "steps": sum(s["steps"] for s in history),
-            "images_seen": sum(s["images_seen"] for s in history),
-            "training_history": history,
-            "train_config": {k: v for k, v in self.config.to_dict().items() if k != "model"},
-        }
-        return save_generator(_unwrap(self.generator), path, card)
+        """Save the generator with its model card (``model_card``: steps, images, history)."""
+        return save_generator(unwrap(self.generator), path, model_card(self.training_history(), self.config))
 
     # -- one step --
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.amp is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp)
+        return precision.autocast(self.amp, self.device)
 
     def _batch(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, list, torch.Tensor]:
         """On the device: images in [-1, 1], masks, boxes as tuples, discounts."""
@@ -554,7 +255,7 @@ class Trainer:
 
         with self._autocast():
             if pretrain:
-                coarse = _unwrap(self.generator).coarse(x, m) if self.info.world == 1 else self.generator(x, m)[0]
+                coarse = unwrap(self.generator).coarse(x, m) if self.info.world == 1 else self.generator(x, m)[0]
                 refined = None
             else:
                 coarse, refined, _ = self.generator(x, m)
@@ -575,7 +276,7 @@ class Trainer:
             stats.update(d_stats)
             # The critics only pass gradients through to the generator here: their own are never
             # used, so they are not computed (nor all-reduced: the DDP wrappers are bypassed).
-            global_critic, local_critic = _unwrap(self.global_critic), _unwrap(self.local_critic)
+            global_critic, local_critic = unwrap(self.global_critic), unwrap(self.local_critic)
             with frozen(global_critic, local_critic), self._autocast():
                 g_global = global_critic(fake).float()
                 g_local = local_critic(local(fake)).float()
@@ -590,7 +291,7 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         """ℓ1 (%) and PSNR (dB) of the composited output on the fixed validation set."""
         images, masks = self.validation.images, self.validation.masks
-        generator = _unwrap(self.generator).eval()
+        generator = unwrap(self.generator).eval()
         l1s, psnrs = [], []
         for i in range(0, len(images), 8):
             x01, m = images[i : i + 8].to(self.device), masks[i : i + 8].to(self.device)
@@ -606,7 +307,7 @@ class Trainer:
     def sample_grid(self, batch: Batch) -> torch.Tensor:
         """Rows of (masked input, coarse, refined, attention map, ground truth) in [0, 1]."""
         x, m, _, _ = self._batch(Batch(*(field[:4] for field in batch)))
-        generator = _unwrap(self.generator).eval()
+        generator = unwrap(self.generator).eval()
         coarse, refined, flow = generator(x.float(), m, return_flow=True)
         generator.train()
         size = x.shape[-2:]
@@ -636,11 +337,7 @@ class Trainer:
 
         cfg = self.config
         end = steps if steps is not None else cfg.steps
-        loader = torch.utils.data.DataLoader(
-            _StepDataset(self.batches), batch_size=cfg.batch_size, collate_fn=collate,
-            sampler=_PositionSampler(self.batches, self.step), num_workers=cfg.num_workers,
-            pin_memory=self.device.type == "cuda", worker_init_fn=_ignore_stop_signals,
-        )
+        loader = batch_loader(self.batches, self.step, cfg.num_workers, pin_memory=self.device.type == "cuda")
         writer = self._writer() if self.info.is_main else None
         previous_handlers = {}
         if threading_main():
@@ -651,7 +348,7 @@ class Trainer:
                   "hardware": hardware(self.device, self.info.world), "image_size": cfg.image_size,
                   "batch_size": cfg.batch_size * self.info.world, "adversarial": cfg.gan_loss_alpha > 0,
                   "masks": cfg.mask_kind, "amp": str(self.amp).removeprefix("torch.")}
-        self._stretch = {"record": record, "step": self.step, "images_seen": self.images_seen, "time": time.time()}
+        self._stretch = Stretch(record, self.step, self.images_seen, time.time())
         if self.info.is_main:
             passes = self.batches.passes(self.step)
             log.info("training %d images on %s: batches of %d at %dx%d, %d batch(es) a step, amp %s; "
@@ -696,7 +393,7 @@ class Trainer:
                     self.save_checkpoint()
             completed = True
         finally:
-            # Shut the loader's workers down here: they ignore SIGTERM (see _ignore_stop_signals),
+            # Shut the loader's workers down here: they ignore SIGTERM (see batch_loader),
             # so if an error left them to the interpreter's exit, it would wait for them forever.
             del batches
             for sig, handler in previous_handlers.items():
@@ -714,12 +411,7 @@ class Trainer:
     def _all_finite(self, stats: dict[str, float]) -> bool:
         """Whether every rank's losses are finite: all ranks stop together rather than some
         waiting forever in the next gradient all-reduce for one that stopped."""
-        finite = all(math.isfinite(v) for v in stats.values())
-        if self.info.world == 1:
-            return finite
-        flag = torch.tensor([0.0 if finite else 1.0], device=self.device)
-        dist.all_reduce(flag)
-        return flag.item() == 0
+        return all_ranks(all(math.isfinite(v) for v in stats.values()), self.info, self.device)
 
     def _writer(self):
         try:
