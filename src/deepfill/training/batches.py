@@ -26,7 +26,7 @@ class Batch(NamedTuple):
 
     images: torch.Tensor  # [B, 3, S, S] in [0, 1]
     masks: torch.Tensor  # [B, 1, S, S], 1 = hole
-    boxes: torch.Tensor  # [B, 4] local-critic boxes (top, left, height, width)
+    boxes: torch.Tensor  # [B, 4] local-critic windows (masks.Window: top, left, height, width)
     discount: torch.Tensor  # [B, 1, S, S] spatial discount weights of the holes
 
 

@@ -26,6 +26,7 @@ import torch
 from deepfill import losses
 from deepfill.data import InpaintDataset, ValidationSet, list_images
 from deepfill.errors import InputError
+from deepfill.masks import Window
 from deepfill.model.contextual_attention import flow_to_image
 from deepfill.model.critics import global_critic, local_critic
 from deepfill.model.generator import Generator
@@ -60,8 +61,8 @@ def frozen(*modules: torch.nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
-def crop_boxes(x: torch.Tensor, boxes: list[tuple[int, int, int, int]]) -> torch.Tensor:
-    """The local-critic crops of a batch: one (top, left, height, width) box per sample."""
+def crop_boxes(x: torch.Tensor, boxes: list[Window]) -> torch.Tensor:
+    """The local-critic crops of a batch: one window (top, left, height, width) per sample."""
     return torch.stack([x[i, :, t : t + h, l : l + w] for i, (t, l, h, w) in enumerate(boxes)])
 
 
@@ -197,12 +198,12 @@ class Trainer:
     def _autocast(self) -> contextlib.AbstractContextManager:
         return precision.autocast(self.amp, self.device)
 
-    def _batch(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, list, torch.Tensor]:
-        """On the device: images in [-1, 1], masks, boxes as tuples, discounts."""
+    def _batch(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, list[Window], torch.Tensor]:
+        """On the device: images in [-1, 1], masks, local-critic windows, discounts."""
         x = to_model_range(batch.images.to(self.device, non_blocking=True))
         if self.config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        boxes = [tuple(box) for box in batch.boxes.tolist()]
+        boxes = [Window(*box) for box in batch.boxes.tolist()]
         return x, batch.masks.to(self.device), boxes, batch.discount.to(self.device)
 
     def _critic_loss(self, real: torch.Tensor, fake: torch.Tensor, mask: torch.Tensor, boxes: list,
