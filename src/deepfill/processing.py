@@ -340,8 +340,9 @@ def pad_to_multiple(
 ) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
     """Pad at the bottom and right to a multiple of ``multiple`` (and at least ``min_size``).
 
-    Images are edge-replicated, masks padded with 0 (known). Returns the padded pair and the
-    original (height, width) for :func:`crop_back`.
+    Both are edge-replicated: a pad pixel beside a hole is hole too, so the hole's pixels never
+    reach the network as known ones. Returns the padded pair and the original (height, width)
+    for :func:`crop_back`.
     """
     height, width = images.shape[-2:]
     target_h = max(-(-height // multiple) * multiple, min_size)
@@ -349,7 +350,7 @@ def pad_to_multiple(
     pad = (0, target_w - width, 0, target_h - height)
     if pad == (0, 0, 0, 0):
         return images, masks, (height, width)
-    return F.pad(images, pad, mode="replicate"), F.pad(masks, pad), (height, width)
+    return F.pad(images, pad, mode="replicate"), F.pad(masks, pad, mode="replicate"), (height, width)
 
 
 def crop_back(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
