@@ -243,12 +243,12 @@ def test_bgr_reordering_is_a_channel_swap(converted: Path):
     conv1 = torch.from_numpy(raw["inpaint_net/conv1/kernel"]).permute(3, 2, 0, 1)
     x = torch.randn(1, 5, 16, 16, generator=torch.Generator().manual_seed(1))
     bgr = torch.cat([x[:, [2, 1, 0]], x[:, 3:]], dim=1)
-    ours = generator.conv1.conv(generator.conv1._pad(x))
-    theirs = torch.nn.functional.conv2d(generator.conv1._pad(bgr), conv1, torch.from_numpy(raw["inpaint_net/conv1/bias"]))
+    ours = generator.conv1.conv(generator.conv1.pad(x))
+    theirs = torch.nn.functional.conv2d(generator.conv1.pad(bgr), conv1, torch.from_numpy(raw["inpaint_net/conv1/bias"]))
     torch.testing.assert_close(ours, theirs)
     h = torch.randn(1, 1, 8, 8)
     k17 = torch.from_numpy(raw["inpaint_net/conv17/kernel"]).permute(3, 2, 0, 1)
-    theirs17 = torch.nn.functional.conv2d(generator.conv17._pad(h), k17, torch.from_numpy(raw["inpaint_net/conv17/bias"]))
+    theirs17 = torch.nn.functional.conv2d(generator.conv17.pad(h), k17, torch.from_numpy(raw["inpaint_net/conv17/bias"]))
     torch.testing.assert_close(generator.conv17(h), theirs17[:, [2, 1, 0]])
 
 

@@ -132,7 +132,7 @@ class Generator(nn.Module):
 
     @staticmethod
     def network_input(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The 5 channels either stage takes: image (hole zeroed), ones, mask."""
+        """The 5 channels either stage takes: the image (3), a constant-ones channel, the mask."""
         return torch.cat([x, torch.ones_like(mask), mask], dim=1)
 
     def attend(

@@ -55,12 +55,14 @@ class GenConv(nn.Module):
             pads += [total // 2, total - total // 2]
         return pads[0], pads[1], pads[2], pads[3]
 
-    def pad(self, x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tensor:
-        """``x`` padded by ``pads`` (left, right, top, bottom) in this layer's mode."""
+    def pad(self, x: torch.Tensor, pads: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+        """``x`` padded in this layer's mode by ``pads`` (left, right, top, bottom), by default
+        as a whole input is."""
+        pads = self.pads(*x.shape[-2:]) if pads is None else pads
         return pad_in_own_dtype(x, pads, "reflect" if self.padding == "reflect" else "constant")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.activate(self.conv(self.pad(x, self.pads(*x.shape[-2:]))))
+        return self.activate(self.conv(self.pad(x)))
 
     def activate(self, x: torch.Tensor) -> torch.Tensor:
         """The layer's activation: ELU, ReLU or none."""
