@@ -6,7 +6,7 @@ child process with the same settings as the ``deepfill`` command; the revisions 
 revision and size over all rounds.
 
     git worktree add /tmp/before 629064c
-    python benchmarks/compare_revisions.py /tmp/before/src src --sizes 512 --dtypes bfloat16,float32 \\
+    python benchmarks/latency_side_by_side.py /tmp/before/src src --sizes 512 --dtypes bfloat16,float32 \\
         --json benchmarks/results/revisions.json
 """
 
