@@ -1,4 +1,4 @@
-"""Inference latency of two revisions of deepfill side by side.
+"""Inference latency of two code trees of deepfill side by side.
 
 Each revision's ``src`` folder (e.g. a ``git worktree`` of an older commit) runs in its own
 child process with the same settings as the ``deepfill`` command; the revisions alternate
@@ -7,7 +7,7 @@ revision and size over all rounds.
 
     git worktree add /tmp/before 629064c
     python benchmarks/latency_side_by_side.py /tmp/before/src src --sizes 512 --dtypes bfloat16,float32 \\
-        --json benchmarks/results/revisions.json
+        --json benchmarks/results/latency_side_by_side.json
 """
 
 from __future__ import annotations
