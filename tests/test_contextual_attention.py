@@ -225,13 +225,6 @@ def test_align_corners_downscale_matches_tf_indices():
     assert downscale_nearest(x, (1, 32))[0, 0, 0].long().tolist() == list(range(0, 64, 2))
 
 
-@BOTH
-def test_align_corners_attention_runs_with_holes(attend):
-    f, b, mask = _inputs(4, size=(12, 16))
-    y, _ = attend(f, b, mask, align_corners=True)
-    assert y.shape == f.shape and torch.isfinite(y).all()
-
-
 def test_column_runs_take_and_place_like_indexing():
     from deepfill.model.contextual_attention import _place_columns, _runs, _take_columns
 

@@ -57,6 +57,14 @@ def test_attention_map_and_several_holes(tmp_path):
                  str(tmp_path / "out.png"), "--attention-map", str(tmp_path / "flow.png")]) == 0
     flow = Image.open(tmp_path / "flow.png")
     assert flow.size == (200, 150) and flow.mode == "RGB"
+    colours = np.asarray(flow).astype(int)
+    white = (colours == 255).all(axis=-1)
+    near = np.zeros((150, 200), bool)  # the holes and 16 px around them (the map is made at 1/4 scale)
+    near[0:56, 0:66] = near[84:150, 134:200] = True
+    assert white[~near].all()  # known pixels copy nothing: no offset
+    for rows, cols in ((slice(10, 40), slice(10, 50)), (slice(100, 140), slice(150, 190))):
+        inside = colours[rows, cols].reshape(-1, 3)
+        assert not white[rows, cols].any() and inside.std(axis=0).max() > 5  # offsets, varying over the hole
 
 
 def test_modes_alpha_grayscale_16bit_and_exif(tmp_path, inpainter):
