@@ -235,6 +235,9 @@ def new_page(page: Page, url: str | None = None) -> Iterator[Page]:
     context = page.context.browser.new_context(viewport={"width": 800, "height": 600}, accept_downloads=True)
     try:
         fresh = context.new_page()
+        # Playwright turns file-chooser interception on without waiting for it: a listener added
+        # now, long before any key press, keeps a chooser opened by Enter from being missed.
+        fresh.on("filechooser", lambda _chooser: None)
         fresh.set_default_timeout(120_000)
         fresh.goto(url or page.url)
         fresh.wait_for_function("document.getElementById('model').textContent !== 'loading model info…'")
