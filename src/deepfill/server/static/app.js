@@ -78,7 +78,7 @@ async function loadHealth() {
     const health = await (await fetch("/api/v1/health")).json();
     state.limits = health.limits;
     els.blend.value = health.defaults.blend;
-    els.quality.value = health.defaults.jpeg_quality;
+    els.quality.value = els.quality.defaultValue = health.defaults.jpeg_quality;
     els.model.textContent = `${health.model} on ${health.device}`;
     if (!health.trained) {
       els.model.textContent += " — untrained placeholder weights: fills are not meaningful";
@@ -528,7 +528,7 @@ async function callApi(image, mask, { attention = false } = {}) {
   form.append("image", image, state.original.name);
   form.append("mask", mask, "mask.png");
   form.append("blend", els.blend.value);
-  if (isJpeg(image) && !els.quality.disabled) form.append("quality", String(jpegQuality()));
+  if (isJpeg(image)) form.append("quality", String(jpegQuality()));
   if (attention) form.append("attention", "true");
   for (let attempt = 1; ; attempt++) {
     const response = await fetch("/api/v1/inpaint", { method: "POST", body: form });
@@ -548,9 +548,10 @@ async function callApi(image, mask, { attention = false } = {}) {
   }
 }
 
+/** The JPEG quality field, clamped to 1-100; the server's default when it is empty. */
 function jpegQuality() {
-  const value = Math.round(Number(els.quality.value));
-  return Number.isFinite(value) ? Math.min(100, Math.max(1, value)) : 95;
+  const value = Math.round(els.quality.valueAsNumber);
+  return Number.isFinite(value) ? Math.min(100, Math.max(1, value)) : Number(els.quality.defaultValue);
 }
 
 /** The image the next pass starts from: the last result, or the original. */
