@@ -1,5 +1,6 @@
-"""Gradient-domain compositing: the multigrid solver against a direct sparse solve, and the
-Inpainter's use of it (the prediction on the hole's ring, known pixels kept exactly)."""
+"""Gradient-domain compositing: the multigrid solver against a direct sparse solve, calibrated
+blending's detail weights, and the Inpainter's use of them (the prediction on the hole's ring,
+known pixels kept exactly, distances in the network's pixels)."""
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import torch
 from PIL import Image
 
 from conftest import photo, rect_mask
-from deepfill.blending import composite, harmonic_correction
+from deepfill.blending import DetailWeights, composite, harmonic_correction
 from deepfill.errors import InputError
 from deepfill.masks import brush_stroke_mask, free_form_mask, rectangle_mask
 from deepfill.processing import from_model_range, pad_to_multiple, to_model_range
@@ -140,3 +141,64 @@ def test_an_all_hole_mask_is_refused(inpainter):
 def test_unknown_blend_is_refused(inpainter):
     with pytest.raises(InputError, match="blend"):
         inpainter.inpaint(photo(64, 64), rect_mask(64, 64, (10, 10, 30, 30)), blend="laplace")
+
+
+def _scene():
+    truth = torch.from_numpy(np.asarray(photo(96, 80), np.float32) / 255).permute(2, 0, 1)[None]
+    mask = torch.zeros(1, 1, 80, 96)
+    mask[..., 10:70, 20:80] = 1
+    prediction = torch.rand(truth.shape, generator=torch.Generator().manual_seed(1))
+    return truth * (1 - mask), mask, prediction
+
+
+def test_calibrated_spans_membrane_to_poisson():
+    """Weight 1 everywhere is Poisson blending, weight 0 the membrane fill (the prediction ignored);
+    known pixels are the image's, bit for bit."""
+    image, mask, prediction = _scene()
+    hole = mask.expand_as(image) > 0
+    full = composite(prediction, image, mask, "calibrated", DetailWeights((1.0,), (1.0,)))
+    assert (full - composite(prediction, image, mask, "poisson"))[hole].abs().max() < 2.5e-3
+    membrane = composite(prediction, image, mask, "calibrated", DetailWeights((1.0,), (0.0,)))
+    assert torch.equal(membrane, composite(torch.zeros_like(prediction), image, mask, "poisson"))
+    half = composite(prediction, image, mask, "calibrated", DetailWeights((1.0,), (0.5,)))
+    assert (half - (full + membrane) / 2)[hole].abs().max() < 1e-5
+    for out in (full, membrane, half):
+        assert torch.equal(out[~hole], image[~hole])
+    # Without a calibration, "calibrated" is Poisson blending.
+    assert torch.equal(composite(prediction, image, mask, "calibrated"), composite(prediction, image, mask, "poisson"))
+
+
+def test_detail_weight_follows_the_distance_in_network_pixels():
+    """A step from weight 1 to 0 at 4 px keeps the prediction's detail near the known pixels only;
+    with pixels twice the network's size (pixel_size 2) the step comes at 2 image pixels."""
+    image, mask, prediction = _scene()
+    weights = DetailWeights((3.9, 4.0), (1.0, 0.0))
+    poisson = composite(prediction, image, mask, "poisson")
+    membrane = composite(torch.zeros_like(prediction), image, mask, "poisson")
+    for pixel_size, last_kept in ((1.0, 12), (2.0, 10)):  # hole row 10 + k is k + 1 px deep
+        out = composite(prediction, image, mask, "calibrated", weights, pixel_size=pixel_size)
+        assert (out - poisson)[..., 10 : last_kept + 1, 30:70].abs().max() < 2.5e-3
+        assert torch.equal(out[..., last_kept + 1 : 40, 30:70], membrane[..., last_kept + 1 : 40, 30:70])
+
+
+def test_detail_weights_are_checked():
+    assert DetailWeights.from_card({}) is None
+    weights = DetailWeights.from_card({"detail_weights": {"distances": [2, 8], "weights": [0.5, 0.1]}})
+    np.testing.assert_allclose(weights.at(np.array([1.0, 2.0, 4.0, 8.0, 100.0])), [0.5, 0.5, 0.3, 0.1, 0.1])
+    for bad in ({"distances": [2, 8], "weights": [0.5]}, {"distances": [8, 2], "weights": [0.5, 0.1]},
+                {"distances": [2], "weights": [1.5]}, {"weights": [0.5]}):
+        with pytest.raises(ValueError, match="detail"):
+            DetailWeights.from_card({"detail_weights": bad})
+
+
+def test_the_bundled_model_is_calibrated(inpainter):
+    """The default blend uses the bundled card's weights: its fill lies between the membrane fill
+    and Poisson blending, and differs from both."""
+    assert inpainter.blend == "calibrated" and inpainter.detail_weights is not None
+    image = np.asarray(photo(160, 136, seed=2), np.float32) / 255
+    hole = np.zeros((136, 160), bool)
+    hole[30:100, 40:130] = True
+    calibrated = inpainter.fill(image, hole)[0]
+    poisson = inpainter.fill(image, hole, blend="poisson")[0]
+    assert np.array_equal(calibrated[~hole], image[~hole])
+    assert np.abs(calibrated - poisson)[hole].mean() > 1e-3

@@ -492,12 +492,12 @@ def test_blend_and_jpeg_quality_options_reach_the_server(page: Page, app: Record
     with new_page(page) as p:
         p.set_input_files("#file", str(tmp_path / "q.png"))
         wait_for_status(p, "ready")
-        assert p.input_value("#blend") == "poisson" and p.is_disabled("#quality")  # PNG results: lossless
+        assert p.input_value("#blend") == "calibrated" and p.is_disabled("#quality")  # PNG results: lossless
         stroke(p, [(0.3, 0.3), (0.6, 0.6)])
         p.click("#inpaint")
         wait_for_status(p, "done")
         parts = form_parts(*reversed(app.uploads[-1]))
-        assert parts["blend"] == b"poisson" and "quality" not in parts
+        assert parts["blend"] == b"calibrated" and "quality" not in parts
 
     with new_page(page) as p:
         p.set_input_files("#file", str(tmp_path / "q.jpg"))

@@ -180,10 +180,12 @@ def test_rgba_png_keeps_alpha(default_url):
 
 def test_blend_field_and_all_white_mask(default_url):
     source, mask = encode(photo(128, 96)), encode(rect_mask(128, 96, HOLE))
-    blended = np.asarray(decode(post(default_url, source, mask, data={"blend": "poisson"}))).astype(int)
-    pasted = np.asarray(decode(post(default_url, source, mask, data={"blend": "none"}))).astype(int)
+    results = {blend: np.asarray(decode(post(default_url, source, mask, data={"blend": blend}))).astype(int)
+               for blend in ("calibrated", "poisson", "none")}
     default = np.asarray(decode(post(default_url, source, mask))).astype(int)
-    assert np.array_equal(default, blended) and not np.array_equal(blended, pasted)
+    assert np.array_equal(default, results["calibrated"])
+    assert not np.array_equal(results["calibrated"], results["poisson"])
+    assert not np.array_equal(results["poisson"], results["none"])
     assert "blend" in assert_error(post(default_url, source, mask, data={"blend": "laplace"}), 400, "bad_form")
     assert_error(post(default_url, source, encode(Image.new("L", (128, 96), 255))), 400, "no_known_pixels")
 

@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
-__all__ = ["Method", "MethodUnavailable", "BASELINES", "make_baseline", "mean_fill"]
+__all__ = ["BASELINES", "Method", "MethodUnavailable", "harmonic_fill", "make_baseline", "mean_fill"]
 
 
 class MethodUnavailable(RuntimeError):
@@ -64,6 +64,19 @@ def _biharmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
+def harmonic_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The membrane (Laplace) fill: the smoothest surface through the hole's known ring, solved by
+    the compositing's own solver (:func:`deepfill.blending.harmonic_correction`)."""
+    import torch
+
+    from deepfill.blending import harmonic_correction
+
+    image, hole = _check(image, mask)
+    known = torch.from_numpy(np.ascontiguousarray(image * ~hole[..., None], dtype=np.float32)).permute(2, 0, 1)[None]
+    out = harmonic_correction(known, torch.from_numpy(hole)[None, None])[0].permute(1, 2, 0).numpy()
+    return np.clip(np.where(hole[..., None], out, image), 0.0, 1.0).astype(np.float32)
+
+
 def _patchmatch(image: np.ndarray, mask: np.ndarray, *, patch_size: int, seed: int) -> np.ndarray:
     from patchmatch import patch_match
 
@@ -103,6 +116,7 @@ def _make_patchmatch(patch_size: int = 3, seed: int = 0) -> Method:
 BASELINES: dict[str, Callable[[], Method]] = {
     "telea": functools.partial(_make_opencv, "INPAINT_TELEA", 3.0),
     "ns": functools.partial(_make_opencv, "INPAINT_NS", 3.0),
+    "harmonic": lambda: harmonic_fill,
     "biharmonic": _make_biharmonic,
     "patchmatch": _make_patchmatch,
     "mean": lambda: mean_fill,

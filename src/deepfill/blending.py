@@ -1,4 +1,5 @@
-"""Compositing a prediction into the known pixels: a plain paste, or gradient-domain (Poisson) blending.
+"""Compositing a prediction into the known pixels: a plain paste, gradient-domain (Poisson)
+blending, or Poisson blending with the network's detail weighted by how far it can be trusted.
 
 A plain paste keeps the prediction as it is, so any colour offset between the prediction and
 its surroundings shows as a seam along the hole's border. Poisson blending (Pérez et al. 2003;
@@ -8,6 +9,13 @@ Writing f = g + c, the correction c is harmonic in Ω and equals image − g on 
 so only a Laplace equation is solved; c is smooth, so the fill keeps the prediction's detail.
 Image borders inside the hole are free (Neumann) boundaries.
 
+Calibrated blending splits the Poisson fill g + C(image) − C(g) (C: the harmonic function with
+the given values on the ring) into the smooth membrane fill C(image), which the known pixels
+alone determine, and the network's detail g − C(g), which is zero on the ring. It keeps
+w(d)·detail, where w is a model's least-squares weight for pixels at distance d from the known
+pixels (measured on training photos and stored in its model card; :class:`DetailWeights`).
+w = 1 everywhere is Poisson blending, w = 0 the membrane fill.
+
 The solver: conjugate gradients preconditioned by a multigrid V-cycle (red-black Gauss-Seidel,
 Galerkin coarse grids of 2 x 2 aggregates), on each hole's bounding box; docs/compositing.md
 has the method and its measurements. It is plain tensor code: it runs on the input's device, a
@@ -16,15 +24,16 @@ GPU included, and only the mask's connected-component labels are computed on the
 
 from __future__ import annotations
 
-from typing import Literal
+import dataclasses
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-Blend = Literal["poisson", "none"]
-BLENDS: tuple[str, ...] = ("poisson", "none")
+Blend = Literal["calibrated", "poisson", "none"]
+BLENDS: tuple[str, ...] = ("calibrated", "poisson", "none")
 
 # Conjugate-gradient iterations, each preconditioned by one multigrid V-cycle. Measured against
 # a sparse direct solve (tests/test_blending.py): six leave a maximum error below 2.5e-3 on
@@ -36,22 +45,89 @@ COARSEST_SWEEPS = 8
 OVERCORRECTION = 1.5  # piecewise-constant prolongation undershoots smooth errors; 1.5 measured best of 1-2
 
 
+@dataclasses.dataclass(frozen=True)
+class DetailWeights:
+    """The weight of the network's detail at each distance from the known pixels.
+
+    ``distances`` (increasing, in the network's pixels) and ``weights`` are points of a curve
+    linear in log2(distance), constant beyond its ends. A model card holds them as
+    ``"detail_weights": {"distances": [...], "weights": [...]}``.
+    """
+
+    distances: tuple[float, ...]
+    weights: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not self.distances or len(self.distances) != len(self.weights):
+            raise ValueError("detail weights need as many distances as weights, at least one")
+        if any(d <= 0 for d in self.distances) or list(self.distances) != sorted(self.distances):
+            raise ValueError(f"detail-weight distances must be positive and increasing, got {self.distances}")
+        if any(not 0 <= w <= 1 for w in self.weights):
+            raise ValueError(f"detail weights must lie in [0, 1], got {self.weights}")
+
+    @classmethod
+    def from_card(cls, card: dict[str, Any]) -> DetailWeights | None:
+        """The card's calibration, or None for a model without one."""
+        entry = card.get("detail_weights")
+        if entry is None:
+            return None
+        try:
+            return cls(tuple(map(float, entry["distances"])), tuple(map(float, entry["weights"])))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"the model card's detail_weights are malformed: {exc}") from None
+
+    def at(self, distance: np.ndarray) -> np.ndarray:
+        """The weight at each ``distance`` (network pixels, >= 1 inside a hole)."""
+        log_distance = np.log2(np.maximum(distance, 1e-6))
+        return np.interp(log_distance, np.log2(self.distances), self.weights).astype(np.float32)
+
+
 def composite(
-    prediction: torch.Tensor, image: torch.Tensor, mask: torch.Tensor, blend: Blend = "poisson"
+    prediction: torch.Tensor,
+    image: torch.Tensor,
+    mask: torch.Tensor,
+    blend: Blend = "poisson",
+    detail_weights: DetailWeights | None = None,
+    pixel_size: float = 1.0,
 ) -> torch.Tensor:
     """Paste ``prediction`` into the holes of ``image``: [B, C, H, W] tensors, ``mask`` [B, 1, H, W], 1 = hole.
 
-    Known pixels are returned exactly; hole pixels are the prediction (``"none"``) or the
-    prediction plus the harmonic correction that makes it meet the known ring (``"poisson"``).
-    The prediction is read inside the hole and on the 1-pixel ring around it only.
+    Known pixels are returned exactly; hole pixels are the prediction (``"none"``), the
+    prediction plus the harmonic correction that makes it meet the known ring (``"poisson"``),
+    or the membrane fill plus the prediction's detail weighted by ``detail_weights``
+    (``"calibrated"``; Poisson when there are none). ``pixel_size`` is the size of the image's
+    pixels in the network's (< 1 when the network ran on a downscaled copy). The prediction is
+    read inside the hole and on the 1-pixel ring around it only.
     """
     if blend not in BLENDS:
         raise ValueError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
     hole = mask > 0.5
     fill = prediction.to(image.dtype)
-    if blend == "poisson" and bool(hole.any()):
+    if blend == "none" or not bool(hole.any()):
+        pass
+    elif blend == "poisson" or detail_weights is None:
         fill = fill + harmonic_correction(image.float() - prediction.float(), hole).to(image.dtype)
+    else:
+        channels = image.shape[1]
+        # One solve for both: C is linear, so C(image) and C(prediction) share its operator.
+        membranes = harmonic_correction(torch.cat([image.float(), prediction.float()], dim=1), hole)
+        membrane, prediction_membrane = membranes[:, :channels], membranes[:, channels:]
+        weight = _detail_weight(hole, detail_weights, pixel_size)
+        fill = (membrane + weight * (prediction.float() - prediction_membrane)).to(image.dtype)
     return torch.where(hole, fill, image)
+
+
+def _detail_weight(hole: torch.Tensor, detail_weights: DetailWeights, pixel_size: float) -> torch.Tensor:
+    """[B, 1, H, W] weights of the detail, from each hole pixel's distance to the known pixels."""
+    holes = hole[:, 0].cpu().numpy()
+    weight = np.zeros(holes.shape, np.float32)
+    for sample, sample_hole in enumerate(holes):
+        if sample_hole.all():
+            weight[sample] = 1  # no known pixels, no membrane: the prediction is all there is
+        elif sample_hole.any():
+            distance = ndimage.distance_transform_edt(sample_hole) * pixel_size
+            weight[sample] = np.where(sample_hole, detail_weights.at(distance), 0)
+    return torch.from_numpy(weight)[:, None].to(hole.device)
 
 
 def harmonic_correction(boundary: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:

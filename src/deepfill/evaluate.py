@@ -36,9 +36,9 @@ from deepfill.metrics import BORDER_BANDS, image_metrics, total_variation
 
 logger = logging.getLogger(__name__)
 
-# deepfill composites with its default (Poisson) blending, deepfill-noblend pastes the prediction
-# as it is; then telea, ns, biharmonic, patchmatch, mean.
-DEEPFILL_BLENDS = {"deepfill": "poisson", "deepfill-noblend": "none"}
+# deepfill composites with its default (calibrated) blending, deepfill-poisson with all of the
+# network's detail, deepfill-noblend pastes the prediction as it is; then the baselines.
+DEEPFILL_BLENDS = {"deepfill": "calibrated", "deepfill-poisson": "poisson", "deepfill-noblend": "none"}
 METHOD_NAMES = (*DEEPFILL_BLENDS, *BASELINES)
 AREA_BINS = (0.0, 10.0, 20.0, 30.0, 40.0, 50.0)  # lower edges in % of the image; last is open
 BAND_KEYS = tuple(f"l1_band_{name}" for name, _, _ in BORDER_BANDS)
@@ -121,7 +121,7 @@ class DeepfillMethod:
     """The network as a harness method, through ``Inpainter.inpaint_tensor``."""
 
     def __init__(self, weights: str | Path | None = None, device: str = "auto", dtype: str = "float32",
-                 blend: str = "poisson"):
+                 blend: str = "calibrated"):
         try:
             from deepfill.inpainter import Inpainter
         except ImportError as exc:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy import ndimage
 
-from deepfill.blending import BLENDS, Blend, composite
+from deepfill.blending import BLENDS, Blend, DetailWeights, composite
 from deepfill.errors import InputError
 from deepfill.geometry import Box
 from deepfill.model.contextual_attention import flow_to_image
@@ -105,8 +105,10 @@ class Inpainter:
             every type: the convolutions then run ~10 % faster on CPUs.
         max_size: long side up to which an image is processed whole.
         crop_size: long side to which the regions of larger images are downscaled when larger.
-        blend: how the prediction meets the known pixels: ``"poisson"`` (gradient-domain, no
-            seam; :mod:`deepfill.blending`) or ``"none"`` (pasted as predicted).
+        blend: how the prediction meets the known pixels (:mod:`deepfill.blending`):
+            ``"calibrated"`` (gradient-domain, no seam, the network's detail weighted by the
+            model card's ``detail_weights``; Poisson for a model without them), ``"poisson"``
+            (gradient-domain with all of the detail) or ``"none"`` (pasted as predicted).
 
     Creating one flushes float32 denormals to zero (:mod:`deepfill.runtime`) in the creating
     thread and the threads started after it; call ``deepfill.runtime.tune_process()`` before any
@@ -121,7 +123,7 @@ class Inpainter:
         dtype: str = "float32",
         max_size: int = 1024,
         crop_size: int = 512,
-        blend: Blend = "poisson",
+        blend: Blend = "calibrated",
     ) -> None:
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -137,6 +139,7 @@ class Inpainter:
         self.generator = generator.to(self.device).eval()
         self.generator.to(self.dtype, memory_format=torch.channels_last)
         self.card = card or {}
+        self.detail_weights = DetailWeights.from_card(self.card)
         self.max_size = max_size
         self.crop_size = crop_size
 
@@ -160,7 +163,7 @@ class Inpainter:
         x = images.to(self.device, torch.float32).contiguous()
         m = (masks.to(self.device, torch.float32) > 0.5).float()
         prediction, _ = self._predict(x, m, return_flow=False)
-        return composite(prediction, x, m, self.blend).clamp(0, 1).to(images.device)
+        return composite(prediction, x, m, self.blend, self.detail_weights).clamp(0, 1).to(images.device)
 
     @torch.inference_mode()
     def _predict(
@@ -207,7 +210,7 @@ class Inpainter:
                 flow = F.interpolate(flow, size=(height, width), mode="nearest")
         else:
             prediction, flow = self._predict(x, m, return_flow)
-        out = composite(prediction, x, m, blend)
+        out = composite(prediction, x, m, blend, self.detail_weights, pixel_size=scale)
         to_numpy = lambda t: t[0].permute(1, 2, 0).clamp(0, 1).float().cpu().numpy()  # noqa: E731
         return to_numpy(out), (to_numpy(flow) if flow is not None else None)
 

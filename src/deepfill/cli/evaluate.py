@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-DEFAULT_METHODS = "deepfill,deepfill-noblend,telea,ns,biharmonic,patchmatch,mean"
+DEFAULT_METHODS = "deepfill,deepfill-poisson,deepfill-noblend,telea,ns,harmonic,biharmonic,patchmatch,mean"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -41,9 +41,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mask-from-alpha", action="store_true", help="take the mask's transparent pixels as the hole")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help=f"refuse images with more pixels, a decompression-bomb guard (default: {DEFAULT_MAX_PIXELS:,})")
-    p.add_argument("--blend", default="poisson", choices=["poisson", "none"],
-                   help="how the fill meets the known pixels: poisson (default; gradient-domain compositing, no seam or "
-                        "colour shift at the hole's border) or none (the network's prediction pasted as it is)")
+    p.add_argument("--blend", default="calibrated", choices=["calibrated", "poisson", "none"],
+                   help="how the fill meets the known pixels: calibrated (default; gradient-domain compositing, no "
+                        "seam or colour shift, the network's detail weighted by how far the model is reliable, "
+                        "smoother deep inside large holes), poisson (the same with all of the network's detail: "
+                        "sharper, with its artefacts) or none (the prediction pasted as it is)")
     p.add_argument("--max-size", type=int, default=1024,
                    help="images up to this long side run whole; larger ones are filled region by region (default: 1024)")
     p.add_argument("--quality", type=int, default=DEFAULT_JPEG_QUALITY,

@@ -30,9 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                    help="inference precision (default: float32; bfloat16 is ~2x faster on CPUs with AVX-512 or AMX and on GPUs, emulated and very slow on other CPUs)")
-    p.add_argument("--blend", default="poisson", choices=["poisson", "none"],
-                   help="how the fill meets the known pixels: poisson (default; gradient-domain compositing, no seam or "
-                        "colour shift at the hole's border) or none (the network's prediction pasted as it is)")
+    p.add_argument("--blend", default="calibrated", choices=["calibrated", "poisson", "none"],
+                   help="how the fill meets the known pixels: calibrated (default; gradient-domain compositing, no "
+                        "seam or colour shift, the network's detail weighted by how far the model is reliable, "
+                        "smoother deep inside large holes), poisson (the same with all of the network's detail: "
+                        "sharper, with its artefacts) or none (the prediction pasted as it is)")
     p.add_argument("--max-size", type=int, default=1024,
                    help="images up to this long side run whole; larger ones are filled region by region (default: 1024)")
     p.add_argument("--max-upload-mb", type=float, default=20.0,

@@ -436,8 +436,10 @@ def create_app(
                 "attention": {"type": "boolean", "default": False,
                               "description": "return the colour-coded attention map (PNG) instead of the result"},
                 "blend": {"type": "string", "enum": list(BLENDS),
-                          "description": "poisson: gradient-domain compositing (no seam); none: the prediction "
-                                         "pasted as it is (default: the server's, deepfill serve --blend)"},
+                          "description": "calibrated: gradient-domain compositing (no seam), the network's detail "
+                                         "weighted by the model's reliability; poisson: the same with all of the "
+                                         "detail; none: the prediction pasted as it is (default: the server's, "
+                                         "deepfill serve --blend)"},
                 "quality": {"type": "integer", "minimum": 1, "maximum": 100, "default": DEFAULT_JPEG_QUALITY,
                             "description": "JPEG quality of the result when the image is a JPEG (1-100)"},
             },
@@ -447,7 +449,8 @@ def create_app(
         request: Request,
         attention: bool = Query(False, description="return the attention map (PNG) instead of the filled image"),
         resize_mask: bool = Query(False, description="resize a mask whose size differs from the image"),
-        blend: Literal["poisson", "none"] | None = Query(None, description="poisson or none (default: the server's)"),
+        blend: Literal["calibrated", "poisson", "none"] | None = Query(
+            None, description="calibrated, poisson or none (default: the server's)"),
         quality: int = Query(DEFAULT_JPEG_QUALITY, description="JPEG quality of the result (1-100)"),
     ) -> Response:
         """Fill the white pixels of ``mask`` in ``image``. Form fields or query parameters set the options."""
