@@ -5,7 +5,9 @@
 
 Writes ``src/deepfill/assets/deepfill_v1.safetensors`` (fp16) and ``deepfill_v1.json``: the
 training history (steps, images seen, hardware per stretch), the data with its licenses, and
-the mean tables of the evaluation reports.
+the mean tables of the evaluation reports. The new card has no detail weights (a new model
+needs its own): measure them with ``python -m deepfill.calibration --images TRAINING_PHOTOS
+--card src/deepfill/assets/deepfill_v1.json`` before evaluating the default blending.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def main() -> None:
     save_generator(generator, BUNDLED_WEIGHTS, shipped, dtype=torch.float16)
     size = BUNDLED_WEIGHTS.stat().st_size / 1e6
     print(f"wrote {BUNDLED_WEIGHTS} ({size:.1f} MB) and its card; {shipped['steps']} steps, "
-          f"{shipped['images_seen']} images seen")
+          f"{shipped['images_seen']} images seen; calibrate its detail weights next (python -m deepfill.calibration)")
 
 
 if __name__ == "__main__":
