@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import photo, rect_mask
 from deepfill.blending import DetailWeights, composite, harmonic_correction
-from deepfill.errors import InputError
+from deepfill.errors import InputError, WeightsError
 from deepfill.masks import brush_stroke_mask, free_form_mask, rectangle_mask
 from deepfill.processing import from_model_range, pad_to_multiple, to_model_range
 
@@ -187,7 +187,7 @@ def test_detail_weights_are_checked():
     np.testing.assert_allclose(weights.at(np.array([1.0, 2.0, 4.0, 8.0, 100.0])), [0.5, 0.5, 0.3, 0.1, 0.1])
     for bad in ({"distances": [2, 8], "weights": [0.5]}, {"distances": [8, 2], "weights": [0.5, 0.1]},
                 {"distances": [2], "weights": [1.5]}, {"weights": [0.5]}):
-        with pytest.raises(ValueError, match="detail"):
+        with pytest.raises(WeightsError, match="detail"):
             DetailWeights.from_card({"detail_weights": bad})
 
 

@@ -436,3 +436,17 @@ def test_what_the_hole_holds_does_not_reach_a_downscaled_region(inpainter):
     filled_bright = np.asarray(small_limits.inpaint(bright, hole))
     filled_dark = np.asarray(small_limits.inpaint(dark, hole))
     assert np.array_equal(filled_bright, filled_dark)
+
+
+def test_malformed_detail_weights_are_a_one_line_error(files, capsys):
+    import json
+
+    from deepfill.weights.io import BUNDLED_WEIGHTS
+
+    path = files / "calibrated.safetensors"
+    path.write_bytes(BUNDLED_WEIGHTS.read_bytes())
+    card = json.loads(BUNDLED_WEIGHTS.with_suffix(".json").read_text())
+    card["detail_weights"] = {"distances": [8, 2], "weights": [0.5, 0.1]}
+    path.with_suffix(".json").write_text(json.dumps(card))
+    err = _run_bad(files, capsys, [str(files / "img.png"), "--mask", str(files / "mask.png"), "--weights", str(path)])
+    assert "detail_weights are malformed" in err and "Traceback" not in err

@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from deepfill.errors import WeightsError
+
 Blend = Literal["calibrated", "poisson", "none"]
 BLENDS: tuple[str, ...] = ("calibrated", "poisson", "none")
 
@@ -67,14 +69,14 @@ class DetailWeights:
 
     @classmethod
     def from_card(cls, card: dict[str, Any]) -> DetailWeights | None:
-        """The card's calibration, or None for a model without one."""
+        """The card's calibration, or None for a model without one; a malformed one is a WeightsError."""
         entry = card.get("detail_weights")
         if entry is None:
             return None
         try:
             return cls(tuple(map(float, entry["distances"])), tuple(map(float, entry["weights"])))
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"the model card's detail_weights are malformed: {exc}") from None
+            raise WeightsError(f"the model card's detail_weights are malformed: {exc}") from None
 
     def at(self, distance: np.ndarray) -> np.ndarray:
         """The weight at each ``distance`` (network pixels, >= 1 inside a hole)."""

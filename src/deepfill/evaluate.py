@@ -129,6 +129,8 @@ class DeepfillMethod:
         self.inpainter = Inpainter.from_pretrained(weights, device=device, dtype=dtype, blend=blend)
         card = getattr(self.inpainter, "card", {}) or {}
         self.description = f"deepfill weights: {card.get('name', weights or 'bundled')}, blend {blend}"
+        if blend == "calibrated" and self.inpainter.detail_weights is None:
+            self.description += " (no detail weights in the card: Poisson blending)"
         if card.get("trained", True) is False:
             self.description += " (untrained placeholder: its scores mean nothing)"
 

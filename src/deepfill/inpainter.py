@@ -140,6 +140,9 @@ class Inpainter:
         self.generator.to(self.dtype, memory_format=torch.channels_last)
         self.card = card or {}
         self.detail_weights = DetailWeights.from_card(self.card)
+        if self.detail_weights is None and blend == "calibrated":
+            log.info("these weights have no detail_weights in their card (python -m deepfill.calibration "
+                     "measures them): calibrated blending is Poisson blending for them")
         self.max_size = max_size
         self.crop_size = crop_size
 
