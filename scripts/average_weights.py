@@ -4,7 +4,8 @@
 
 Small batches with Adam leave the weights jittering from one checkpoint to the next; the mean
 of the last few is a steadier model. The card is the newest input's, with the averaged steps
-noted under ``averaged_steps``.
+noted under ``averaged_steps``; it has no detail weights (the mean is another model: measure
+them with ``python -m deepfill.calibration``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def main() -> None:
     states = [g.state_dict() for g, _ in loaded]
     generator.load_state_dict({key: torch.stack([s[key].float() for s in states]).mean(0) for key in states[0]})
     card = {**card, "averaged_steps": [c.get("steps") for _, c in loaded]}
+    card.pop("detail_weights", None)
     save_generator(generator, args.output, card, dtype=torch.float32)
     print(f"wrote {args.output}: mean of {len(loaded)} exports, steps {card['averaged_steps']}")
 

@@ -5,9 +5,9 @@
 
 Writes ``src/deepfill/assets/deepfill_v1.safetensors`` (fp16) and ``deepfill_v1.json``: the
 training history (steps, images seen, hardware per stretch), the data with its licenses, and
-the mean tables of the evaluation reports. The new card has no detail weights (a new model
-needs its own): measure them with ``python -m deepfill.calibration --images TRAINING_PHOTOS
---card src/deepfill/assets/deepfill_v1.json`` before evaluating the default blending.
+the mean tables of the evaluation reports, and the weights' detail weights (calibrate a
+candidate with ``python -m deepfill.calibration --images TRAINING_PHOTOS --weights W --card
+W.json`` before evaluating it; without them the default blending is Poisson blending).
 """
 
 from __future__ import annotations
@@ -71,11 +71,15 @@ def main() -> None:
                              "(as stated by each Debian package) are listed with them.",
         "evaluation": evaluation,
         "train_config": card.get("train_config", {}),
+        **({"detail_weights": card["detail_weights"]} if "detail_weights" in card else {}),
     }
     save_generator(generator, BUNDLED_WEIGHTS, shipped, dtype=torch.float16)
     size = BUNDLED_WEIGHTS.stat().st_size / 1e6
     print(f"wrote {BUNDLED_WEIGHTS} ({size:.1f} MB) and its card; {shipped['steps']} steps, "
-          f"{shipped['images_seen']} images seen; calibrate its detail weights next (python -m deepfill.calibration)")
+          f"{shipped['images_seen']} images seen")
+    if "detail_weights" not in shipped:
+        print("warning: the weights have no detail weights: calibrated blending is Poisson blending for them "
+              "(python -m deepfill.calibration measures them)")
 
 
 if __name__ == "__main__":

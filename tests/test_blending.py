@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from conftest import photo, rect_mask
+from deepfill.baselines import harmonic_fill
 from deepfill.blending import DetailWeights, composite, harmonic_correction
 from deepfill.errors import InputError, WeightsError
 from deepfill.masks import brush_stroke_mask, free_form_mask, rectangle_mask
@@ -170,13 +171,13 @@ def test_calibrated_spans_membrane_to_poisson():
 
 def test_detail_weight_follows_the_distance_in_network_pixels():
     """A step from weight 1 to 0 at 4 px keeps the prediction's detail near the known pixels only;
-    with pixels twice the network's size (pixel_size 2) the step comes at 2 image pixels."""
+    at two network pixels per image pixel (distance_scale 2) the step comes at 2 image pixels."""
     image, mask, prediction = _scene()
     weights = DetailWeights((3.9, 4.0), (1.0, 0.0))
     poisson = composite(prediction, image, mask, "poisson")
     membrane = composite(torch.zeros_like(prediction), image, mask, "poisson")
-    for pixel_size, last_kept in ((1.0, 12), (2.0, 10)):  # hole row 10 + k is k + 1 px deep
-        out = composite(prediction, image, mask, "calibrated", weights, pixel_size=pixel_size)
+    for distance_scale, last_kept in ((1.0, 12), (2.0, 10)):  # hole row 10 + k is k + 1 px deep
+        out = composite(prediction, image, mask, "calibrated", weights, distance_scale=distance_scale)
         assert (out - poisson)[..., 10 : last_kept + 1, 30:70].abs().max() < 2.5e-3
         assert torch.equal(out[..., last_kept + 1 : 40, 30:70], membrane[..., last_kept + 1 : 40, 30:70])
 
@@ -186,7 +187,8 @@ def test_detail_weights_are_checked():
     weights = DetailWeights.from_card({"detail_weights": {"distances": [2, 8], "weights": [0.5, 0.1]}})
     np.testing.assert_allclose(weights.at(np.array([1.0, 2.0, 4.0, 8.0, 100.0])), [0.5, 0.5, 0.3, 0.1, 0.1])
     for bad in ({"distances": [2, 8], "weights": [0.5]}, {"distances": [8, 2], "weights": [0.5, 0.1]},
-                {"distances": [2], "weights": [1.5]}, {"weights": [0.5]}):
+                {"distances": [2], "weights": [1.5]}, {"weights": [0.5]}, {"distances": [2, 2], "weights": [0.5, 0.1]},
+                {"distances": [2, float("inf")], "weights": [0.5, 0.1]}, {"distances": [2], "weights": [float("nan")]}):
         with pytest.raises(WeightsError, match="detail"):
             DetailWeights.from_card({"detail_weights": bad})
 
@@ -200,5 +202,38 @@ def test_the_bundled_model_is_calibrated(inpainter):
     hole[30:100, 40:130] = True
     calibrated = inpainter.fill(image, hole)[0]
     poisson = inpainter.fill(image, hole, blend="poisson")[0]
+    membrane = harmonic_fill(image, hole.astype(np.float32))
     assert np.array_equal(calibrated[~hole], image[~hole])
     assert np.abs(calibrated - poisson)[hole].mean() > 1e-3
+    assert np.abs(calibrated - membrane)[hole].mean() > 1e-3
+    # Every weight is below 1: the fill is nearer the membrane than Poisson's is, pixel by pixel.
+    assert (np.abs(calibrated - membrane) <= np.abs(poisson - membrane) + 1e-3).all()
+
+
+def test_a_batch_mixes_whole_image_holes_empty_masks_and_holes():
+    """A sample without known pixels keeps the prediction, one without a hole is the image, and
+    the others are blended each with its own distances."""
+    image, mask, prediction = _scene()
+    images, predictions = image.repeat(3, 1, 1, 1), prediction.repeat(3, 1, 1, 1)
+    masks = torch.cat([torch.ones_like(mask), torch.zeros_like(mask), mask])
+    weights = DetailWeights((1.0, 64.0), (0.8, 0.1))
+    out = composite(predictions, images, masks, "calibrated", weights)
+    assert torch.equal(out[0], prediction[0]) and torch.equal(out[1], image[0])
+    assert torch.equal(out[2:], composite(prediction, image, mask, "calibrated", weights))
+
+
+def test_downscaled_regions_count_distances_in_network_pixels(inpainter):
+    """A region the network fills at a third of its size: a weight step at 4 network pixels falls
+    about 12 image pixels into the hole, not 4."""
+    from deepfill.inpainter import Inpainter
+
+    image = np.asarray(photo(640, 640, seed=6), np.float32) / 255
+    hole = np.zeros((640, 640), bool)
+    hole[200:440, 200:440] = True  # its region (hole + 120 px margins) is 480 px: scaled by 128/480
+    card = {"detail_weights": {"distances": [3.9, 4.0], "weights": [1.0, 0.0]}}
+    stepped = Inpainter(inpainter.generator, card, device="cpu", max_size=256, crop_size=128).fill(image, hole)[0]
+    card = {"detail_weights": {"distances": [1.0], "weights": [0.0]}}
+    membrane = Inpainter(inpainter.generator, card, device="cpu", max_size=256, crop_size=128).fill(image, hole)[0]
+    differs = np.abs(stepped - membrane).max(axis=2)[200:320, 320]  # down the middle column from the top edge
+    depth = int(np.flatnonzero(differs > 1e-6)[-1]) + 1  # deepest row still holding some detail
+    assert 12 <= depth <= 16

@@ -33,3 +33,23 @@ def test_gpu_benchmark_and_train_runs_every_stage_on_a_cpu(tmp_path):
                                                "generator.json", "bbox256.csv"}  # 2 steps log no metrics
     bundled = json.loads((ROOT / "src/deepfill/assets/deepfill_v1.json").read_text())
     assert json.loads((out / "generator.json").read_text())["steps"] == bundled["steps"] + 2  # from --init
+
+
+def test_averaged_weights_are_uncalibrated(tmp_path):
+    """The mean of two exports is another model: it must not inherit an input's detail weights."""
+    from deepfill.weights.io import BUNDLED_WEIGHTS, load_generator
+
+    inputs = []
+    for step in (10, 20):
+        path = tmp_path / f"step-{step}.safetensors"
+        path.write_bytes(BUNDLED_WEIGHTS.read_bytes())
+        card = json.loads(BUNDLED_WEIGHTS.with_suffix(".json").read_text())
+        path.with_suffix(".json").write_text(json.dumps({**card, "steps": step}))
+        inputs.append(str(path))
+    out = tmp_path / "mean.safetensors"
+    result = subprocess.run([sys.executable, "scripts/average_weights.py", str(out), *inputs], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    _, card = load_generator(out)
+    assert "detail_weights" not in card and card["averaged_steps"] == [10, 20]
+    assert "detail_weights" in json.loads(BUNDLED_WEIGHTS.with_suffix(".json").read_text())

@@ -62,9 +62,10 @@ class DetailWeights:
     def __post_init__(self) -> None:
         if not self.distances or len(self.distances) != len(self.weights):
             raise ValueError("detail weights need as many distances as weights, at least one")
-        if any(d <= 0 for d in self.distances) or list(self.distances) != sorted(self.distances):
-            raise ValueError(f"detail-weight distances must be positive and increasing, got {self.distances}")
-        if any(not 0 <= w <= 1 for w in self.weights):
+        distances = np.asarray(self.distances, np.float64)
+        if not (np.isfinite(distances).all() and distances[0] > 0 and (np.diff(distances) > 0).all()):
+            raise ValueError(f"detail-weight distances must be finite, positive and increasing, got {self.distances}")
+        if any(not 0 <= w <= 1 for w in self.weights):  # also refuses NaN
             raise ValueError(f"detail weights must lie in [0, 1], got {self.weights}")
 
     @classmethod
@@ -79,7 +80,7 @@ class DetailWeights:
             raise WeightsError(f"the model card's detail_weights are malformed: {exc}") from None
 
     def at(self, distance: np.ndarray) -> np.ndarray:
-        """The weight at each ``distance`` (network pixels, >= 1 inside a hole)."""
+        """The weight at each ``distance`` from the known pixels, in network pixels."""
         log_distance = np.log2(np.maximum(distance, 1e-6))
         return np.interp(log_distance, np.log2(self.distances), self.weights).astype(np.float32)
 
@@ -88,18 +89,18 @@ def composite(
     prediction: torch.Tensor,
     image: torch.Tensor,
     mask: torch.Tensor,
-    blend: Blend = "poisson",
+    blend: Blend = "calibrated",
     detail_weights: DetailWeights | None = None,
-    pixel_size: float = 1.0,
+    distance_scale: float = 1.0,
 ) -> torch.Tensor:
     """Paste ``prediction`` into the holes of ``image``: [B, C, H, W] tensors, ``mask`` [B, 1, H, W], 1 = hole.
 
     Known pixels are returned exactly; hole pixels are the prediction (``"none"``), the
     prediction plus the harmonic correction that makes it meet the known ring (``"poisson"``),
     or the membrane fill plus the prediction's detail weighted by ``detail_weights``
-    (``"calibrated"``; Poisson when there are none). ``pixel_size`` is the size of the image's
-    pixels in the network's (< 1 when the network ran on a downscaled copy). The prediction is
-    read inside the hole and on the 1-pixel ring around it only.
+    (``"calibrated"``; Poisson when there are none). ``distance_scale`` is network pixels per
+    image pixel (< 1 when the network ran on a downscaled copy). The prediction is read inside
+    the hole and on the 1-pixel ring around it only.
     """
     if blend not in BLENDS:
         raise ValueError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
@@ -114,12 +115,12 @@ def composite(
         # One solve for both: C is linear, so C(image) and C(prediction) share its operator.
         membranes = harmonic_correction(torch.cat([image.float(), prediction.float()], dim=1), hole)
         membrane, prediction_membrane = membranes[:, :channels], membranes[:, channels:]
-        weight = _detail_weight(hole, detail_weights, pixel_size)
+        weight = _detail_weight(hole, detail_weights, distance_scale)
         fill = (membrane + weight * (prediction.float() - prediction_membrane)).to(image.dtype)
     return torch.where(hole, fill, image)
 
 
-def _detail_weight(hole: torch.Tensor, detail_weights: DetailWeights, pixel_size: float) -> torch.Tensor:
+def _detail_weight(hole: torch.Tensor, detail_weights: DetailWeights, distance_scale: float) -> torch.Tensor:
     """[B, 1, H, W] weights of the detail, from each hole pixel's distance to the known pixels."""
     holes = hole[:, 0].cpu().numpy()
     weight = np.zeros(holes.shape, np.float32)
@@ -127,7 +128,7 @@ def _detail_weight(hole: torch.Tensor, detail_weights: DetailWeights, pixel_size
         if sample_hole.all():
             weight[sample] = 1  # no known pixels, no membrane: the prediction is all there is
         elif sample_hole.any():
-            distance = ndimage.distance_transform_edt(sample_hole) * pixel_size
+            distance = ndimage.distance_transform_edt(sample_hole) * distance_scale
             weight[sample] = np.where(sample_hole, detail_weights.at(distance), 0)
     return torch.from_numpy(weight)[:, None].to(hole.device)
 

@@ -3,8 +3,8 @@
 For every hole pixel the Poisson fill is membrane + detail (:mod:`deepfill.blending`). The weight
 w that brings membrane + w·detail closest to the truth, in the least-squares sense, over all
 pixels at distances in one band, is Σ (truth − membrane)·detail / Σ detail². It is measured on
-photos with the evaluation protocols' holes (run it on training photos, never on the photos a
-model is evaluated on), clipped to [0, 1] and written to the model card, where
+photos with holes of the evaluation protocols' kinds (run it on training photos, never on the
+photos a model is evaluated on), clipped to [0, 1] and written to the model card, where
 ``blend="calibrated"`` reads it.
 
     python -m deepfill.calibration --images data/photos/train.flist --weights W --card W.json
@@ -29,6 +29,9 @@ from deepfill.evaluate import get_protocol, load_crop, protocol_mask
 BAND_EDGES = (0.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, math.inf)
 PROTOCOLS = ("bbox256", "free256", "free512")
 MIN_BAND_SHARE = 0.01  # rarer bands (the deepest) are too noisy to measure
+# Image i is calibrated with the protocol's hole number MASK_OFFSET + i: holes of the same kinds
+# as the evaluation's, never the same ones.
+MASK_OFFSET = 1_000_000
 
 
 def _band_points() -> tuple[float, ...]:
@@ -79,7 +82,7 @@ def calibrate(inpainter, images: Sequence[str | Path], protocols: Sequence[str] 
     for name, index, path in tqdm(work, desc="calibrate", unit="img", disable=not progress):
         protocol = get_protocol(name)
         truth = torch.from_numpy(load_crop(path, protocol.size)).permute(2, 0, 1)[None].to(inpainter.device)
-        mask = torch.from_numpy(protocol_mask(protocol, index)[0])[None, None].to(inpainter.device)
+        mask = torch.from_numpy(protocol_mask(protocol, MASK_OFFSET + index)[0])[None, None].to(inpainter.device)
         prediction, _ = inpainter._predict(truth.contiguous() * (1 - mask), mask, return_flow=False)
         sums += band_sums(truth, mask, prediction)
     return weights_from_sums(sums), [int(n) for n in sums[2]]
@@ -94,9 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--weights", help="generator .safetensors (default: the bundled model)")
     p.add_argument("--card", help="model card to write the weights into (default: print them)")
     p.add_argument("--limit", type=int, help="use the first N images")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     args = p.parse_args(argv)
     images = list_images(args.images)[: args.limit]
-    inpainter = Inpainter.from_pretrained(args.weights, device="cpu")
+    inpainter = Inpainter.from_pretrained(args.weights, device=args.device)
     weights, pixels = calibrate(inpainter, images)
     entry = {"distances": [round(d, 2) for d in weights.distances], "weights": list(weights.weights),
              "measured_on": f"{len(images)} images ({args.images}) x {', '.join(PROTOCOLS)} holes", "pixels": pixels}

@@ -213,7 +213,7 @@ class Inpainter:
                 flow = F.interpolate(flow, size=(height, width), mode="nearest")
         else:
             prediction, flow = self._predict(x, m, return_flow)
-        out = composite(prediction, x, m, blend, self.detail_weights, pixel_size=scale)
+        out = composite(prediction, x, m, blend, self.detail_weights, distance_scale=scale)
         to_numpy = lambda t: t[0].permute(1, 2, 0).clamp(0, 1).float().cpu().numpy()  # noqa: E731
         return to_numpy(out), (to_numpy(flow) if flow is not None else None)
 

@@ -20,7 +20,7 @@ import threading
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from fastapi import FastAPI, Query, Request
@@ -35,7 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from deepfill.blending import BLENDS
+from deepfill.blending import BLENDS, Blend
 from deepfill.config import IMAGE_FORMATS
 from deepfill.errors import InputError, NotAnImageError, SizeMismatchError, TooLargeError
 from deepfill.inpainter import Inpainter
@@ -449,7 +449,7 @@ def create_app(
         request: Request,
         attention: bool = Query(False, description="return the attention map (PNG) instead of the filled image"),
         resize_mask: bool = Query(False, description="resize a mask whose size differs from the image"),
-        blend: Literal["calibrated", "poisson", "none"] | None = Query(
+        blend: Blend | None = Query(
             None, description="calibrated, poisson or none (default: the server's)"),
         quality: int = Query(DEFAULT_JPEG_QUALITY, description="JPEG quality of the result (1-100)"),
     ) -> Response:
