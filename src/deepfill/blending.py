@@ -111,13 +111,20 @@ def composite(
     elif blend == "poisson" or detail_weights is None:
         fill = fill + harmonic_correction(image.float() - prediction.float(), hole).to(image.dtype)
     else:
-        channels = image.shape[1]
-        # One solve for both: C is linear, so C(image) and C(prediction) share its operator.
-        membranes = harmonic_correction(torch.cat([image.float(), prediction.float()], dim=1), hole)
-        membrane, prediction_membrane = membranes[:, :channels], membranes[:, channels:]
-        weight = _detail_weight(hole, detail_weights, distance_scale)
-        fill = (membrane + weight * (prediction.float() - prediction_membrane)).to(image.dtype)
+        membrane, detail = membrane_and_detail(prediction, image, hole)
+        fill = (membrane + _detail_weight(hole, detail_weights, distance_scale) * detail).to(image.dtype)
     return torch.where(hole, fill, image)
+
+
+def membrane_and_detail(prediction: torch.Tensor, image: torch.Tensor, hole: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The membrane fill C(image) and the prediction's detail g − C(g), float32, over the holes.
+
+    C reads only the known ring, so whatever ``image`` holds in the holes is ignored. One solve
+    for both: C is linear, so C(image) and C(prediction) share its operator.
+    """
+    channels = image.shape[1]
+    membranes = harmonic_correction(torch.cat([image.float(), prediction.float()], dim=1), hole)
+    return membranes[:, :channels], prediction.float() - membranes[:, channels:]
 
 
 def _detail_weight(hole: torch.Tensor, detail_weights: DetailWeights, distance_scale: float) -> torch.Tensor:

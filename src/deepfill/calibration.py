@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from deepfill.blending import DetailWeights, harmonic_correction
+from deepfill.blending import DetailWeights, membrane_and_detail
 from deepfill.evaluate import get_protocol, load_crop, protocol_mask
 
 # Distance bands in the network's pixels; a band's weight is placed at its geometric middle.
@@ -43,10 +43,9 @@ def band_sums(truth: torch.Tensor, mask: torch.Tensor, prediction: torch.Tensor)
     """[3, bands] sums over one image's hole pixels in each distance band: (truth − membrane)·detail,
     detail², pixels. ``truth``/``prediction`` [1, 3, H, W], ``mask`` [1, 1, H, W], 1 = hole."""
     hole = mask > 0.5
-    known = truth * ~hole
-    membranes = harmonic_correction(torch.cat([known, prediction], dim=1), hole)
-    residual = (truth - membranes[:, :3])[0].permute(1, 2, 0).double().cpu().numpy()
-    detail = (prediction - membranes[:, 3:])[0].permute(1, 2, 0).double().cpu().numpy()
+    membrane, detail = membrane_and_detail(prediction, truth, hole)
+    residual = (truth - membrane)[0].permute(1, 2, 0).double().cpu().numpy()
+    detail = detail[0].permute(1, 2, 0).double().cpu().numpy()
     hole = hole[0, 0].cpu().numpy()
     distance = ndimage.distance_transform_edt(hole)
     sums = np.zeros((3, len(BAND_EDGES) - 1))
